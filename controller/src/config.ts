@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+
+const port = (name: string, fallback: number) =>
+  z
+    .string()
+    .default(String(fallback))
+    .transform((raw, ctx) => {
+      const value = Number(raw)
+      if (!/^\d+$/.test(raw.trim()) || value > 65535) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be a port number from 0 to 65535 (got "${raw}")` })
+        return z.NEVER
+      }
+      return value
+    })
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const ControllerConfig = z
+  .object({
+    OPSC_HTTP_PORT: port('OPSC_HTTP_PORT', 8443),
+    OPSC_GRPC_PORT: port('OPSC_GRPC_PORT', 8444),
+    OPSC_BIND: z
+      .string()
+      .default('0.0.0.0')
+      .refine((v) => v.length > 0 && !/\s/.test(v), { message: 'OPSC_BIND must be an IP address or host name' }),
+    OPSC_DATA_DIR: z
+      .string()
+      .default('./data')
+      .refine((v) => v.length > 0, { message: 'OPSC_DATA_DIR must not be empty' })
+      .transform((v) => path.resolve(v)),
+    DATABASE_URL: z
+      .string()
+      .optional()
+      .transform((v) => (v === '' ? undefined : v))
+      .refine((v) => v === undefined || /^postgres(ql)?:\/\/.+/.test(v), {
+        message: 'DATABASE_URL must be a postgres:// or postgresql:// URL (unset it to use the embedded database)',
+      }),
+    OPSC_MASTER_KEY: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || Buffer.from(v, 'base64').length === 32, {
+        message: 'OPSC_MASTER_KEY must be 32 bytes encoded as base64',
+      }),
+    OPSC_TLS_CERT: z.string().optional(),
+    OPSC_TLS_KEY: z.string().optional(),
+    OPSC_TLS_SANS: z
+      .string()
+      .default('')
+      .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean)),
+    OPSC_LOG_LEVEL: z.enum(LOG_LEVELS, {
+      message: `OPSC_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
+    }).default('info'),
+  })
+  .superRefine((cfg, ctx) => {
+    if ((cfg.OPSC_TLS_CERT === undefined) !== (cfg.OPSC_TLS_KEY === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OPSC_TLS_CERT'],
+        message: 'OPSC_TLS_CERT and OPSC_TLS_KEY must be set together (or neither, to use the generated CA)',
+      })
+    }
+    if (cfg.OPSC_HTTP_PORT !== 0 && cfg.OPSC_HTTP_PORT === cfg.OPSC_GRPC_PORT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OPSC_GRPC_PORT'],
+        message: 'OPSC_HTTP_PORT and OPSC_GRPC_PORT must differ',
+      })
+    }
+  })
+export type ControllerConfig = z.output<typeof ControllerConfig>
+
+/** A configuration problem the operator must fix; printed as one line, exit code 2. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const KEYS = Object.keys(ControllerConfig.shape) as (keyof typeof ControllerConfig.shape)[]
+
+/** Reads `NAME_FILE` variants so secrets can come from files (e.g. container secrets). */
+function withFileSecrets(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out = { ...env }
+  for (const key of ['OPSC_MASTER_KEY', 'DATABASE_URL'] as const) {
+    const file = env[`${key}_FILE`]
+    if (file && out[key] === undefined) {
+      try {
+        out[key] = readFileSync(file, 'utf8').trim()
+      } catch (err) {
+        throw new ConfigError(`${key}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+      }
+    }
+  }
+  return out
+}
+
+/** Optional JSON config file with the same keys as the environment; the environment wins. */
+function readConfigFile(file: string | undefined): Record<string, string> {
+  if (!file) return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    const why = err instanceof SyntaxError ? 'not valid JSON' : ((err as NodeJS.ErrnoException).code ?? 'unreadable')
+    throw new ConfigError(`OPSC_CONFIG_FILE: cannot read ${file} (${why})`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`OPSC_CONFIG_FILE: ${file} must hold a JSON object of settings`)
+  }
+  const out: Record<string, string> = {}
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(KEYS as string[]).includes(key)) throw new ConfigError(`OPSC_CONFIG_FILE: unknown setting ${key} in ${file}`)
+    out[key] = String(value)
+  }
+  return out
+}
+
+/** Validates the whole configuration once; the first problem becomes a ConfigError naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, file = env.OPSC_CONFIG_FILE): ControllerConfig {
+  const merged: Record<string, string | undefined> = { ...readConfigFile(file) }
+  for (const [key, value] of Object.entries(withFileSecrets(env))) {
+    if (value !== undefined) merged[key] = value
+  }
+  const picked = Object.fromEntries(KEYS.map((k) => [k, merged[k]]))
+  const result = ControllerConfig.safeParse(picked)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  const name = String(issue.path[0] ?? 'configuration')
+  const message = issue.message.startsWith(name) ? issue.message : `${name}: ${issue.message}`
+  throw new ConfigError(message)
+}

@@ -1,0 +1,91 @@
+import { mkdirSync } from 'node:fs'
+import { PGlite } from '@electric-sql/pglite'
+import { sql } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import postgres from 'postgres'
+import { UnavailableError } from '../errors.ts'
+import { redactUrl } from '../log.ts'
+import * as schema from './schema.ts'
+
+export type Schema = typeof schema
+/** The one query interface both backends share; features take this, never a driver. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>
+
+export type DatabaseTarget =
+  | { kind: 'postgres'; url: string }
+  /** `dir` undefined → in-memory (tests). */
+  | { kind: 'pglite'; dir?: string }
+
+export interface Database {
+  readonly db: Db
+  readonly target: DatabaseTarget
+  /** Where the data lives, safe to log (no password). */
+  readonly description: string
+  /** Throws UnavailableError when the database cannot answer. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+/** Opens the database and proves it answers; an unreachable one is an UnavailableError with the reason. */
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  const database = target.kind === 'postgres' ? openPostgres(target.url) : await openPglite(target.dir)
+  await database.ping()
+  return database
+}
+
+function openPostgres(url: string): Database {
+  const client = postgres(url, {
+    max: 10,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    onnotice: () => {},
+    connection: { application_name: 'opsconductor' },
+  })
+  const db = drizzlePostgres({ client, schema }) as unknown as Db
+  const description = redactUrl(url)
+  return {
+    db,
+    target: { kind: 'postgres', url },
+    description,
+    ping: () => pingWith(db, description),
+    close: () => client.end({ timeout: 5 }),
+  }
+}
+
+async function openPglite(dir: string | undefined): Promise<Database> {
+  if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  let client: PGlite
+  try {
+    client = await PGlite.create(dir)
+  } catch (err) {
+    throw new UnavailableError(`cannot open the embedded database in ${dir ?? 'memory'}: ${describeCause(err)}`, { cause: err })
+  }
+  const db = drizzlePglite({ client, schema }) as unknown as Db
+  const description = dir ? `embedded PGlite at ${dir}` : 'embedded PGlite in memory'
+  return {
+    db,
+    target: { kind: 'pglite', dir },
+    description,
+    ping: () => pingWith(db, description),
+    close: () => client.close(),
+  }
+}
+
+async function pingWith(db: Db, description: string): Promise<void> {
+  try {
+    await db.execute(sql`select 1`)
+  } catch (err) {
+    throw new UnavailableError(`cannot reach the database (${description}): ${describeCause(err)}`, { cause: err })
+  }
+}
+
+/** A short, secret-free reason for a driver error (postgres.js errors carry code and message). */
+export function describeCause(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: unknown }
+  if (e?.cause && !e.code) return describeCause(e.cause)
+  const parts = [e?.code, e?.message].filter((p): p is string => typeof p === 'string' && p.length > 0)
+  const unique = parts.filter((p, i) => !parts.slice(0, i).some((q) => q.includes(p) || p.includes(q)))
+  return unique.join(': ') || String(err)
+}

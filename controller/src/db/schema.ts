@@ -1,0 +1,2 @@
+// Every feature keeps its tables in its own *.sql.ts; this file gathers them for drizzle.
+export * from '../system/system.sql.ts'
