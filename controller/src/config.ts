@@ -52,6 +52,8 @@ export const ControllerConfig = z
     OPSC_LOG_LEVEL: z.enum(LOG_LEVELS, {
       message: `OPSC_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
     }).default('info'),
+    /** Where the built web UI lives; defaults to ui/dist of this checkout (packages set it). */
+    OPSC_UI_DIR: z.string().optional(),
   })
   .superRefine((cfg, ctx) => {
     if ((cfg.OPSC_TLS_CERT === undefined) !== (cfg.OPSC_TLS_KEY === undefined)) {

@@ -1,0 +1,66 @@
+import { Hono } from 'hono'
+import { requestId } from 'hono/request-id'
+import { secureHeaders } from 'hono/secure-headers'
+import type { AppContext, AppEnv } from './context.ts'
+import { apiNotFound, onError } from './http/errors.ts'
+import { staticUi } from './http/static-ui.ts'
+import { systemRoutes, versionRoutes } from './system/routes.ts'
+
+// Probes are polled every few seconds; logging each at info would drown the log.
+const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
+
+export interface AppOptions {
+  uiDir?: string
+}
+
+/** The whole HTTP surface. Feature routers are mounted under /api/v1; everything else is probes and the UI. */
+export function createApp(ctx: AppContext, opts: AppOptions = {}) {
+  const api = new Hono<AppEnv>().route('/', versionRoutes)
+  api.all('*', apiNotFound)
+
+  const app = new Hono<AppEnv>()
+  app.use(requestId({ headerName: 'x-request-id', limitLength: 64 }))
+  app.use(async (c, next) => {
+    c.set('ctx', ctx)
+    c.set('log', ctx.log)
+    const started = process.hrtime.bigint()
+    await next()
+    observe(c.var.ctx, c.req.method, routeLabel(c.req.routePath, c.res.status), c.res.status, started, c.var.requestId, c.req.path)
+  })
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+      strictTransportSecurity: 'max-age=31536000',
+    }),
+  )
+  app.route('/', systemRoutes)
+  app.route('/api/v1', api)
+  app.all('/api/*', apiNotFound)
+  app.route('/', staticUi(opts.uiDir ?? ctx.config.OPSC_UI_DIR))
+  app.notFound(apiNotFound)
+  app.onError(onError)
+  return app
+}
+
+export type AppType = ReturnType<typeof createApp>
+
+/** Route patterns, not raw paths, so metric label cardinality stays bounded. */
+function routeLabel(routePath: string, status: number): string {
+  if (status === 404) return 'unmatched'
+  return routePath
+}
+
+function observe(ctx: AppContext, method: string, route: string, status: number, started: bigint, requestId: string, path: string) {
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  ctx.metrics.httpRequests.inc({ method, route, status: String(status) })
+  ctx.metrics.httpDuration.observe({ method, route }, seconds)
+  const outcome = status >= 500 ? 'error' : status >= 400 ? 'rejected' : 'ok'
+  const level = QUIET_PATHS.has(path) && status < 500 ? 'debug' : status >= 500 ? 'error' : 'info'
+  ctx.log[level]({ requestId, method, path, route, status, durationMs: Math.round(seconds * 1e4) / 10, outcome }, 'http.request')
+}

@@ -1,0 +1,99 @@
+import { Command } from 'commander'
+import { ConfigError, loadConfig, type ControllerConfig } from './config.ts'
+import { DataDirLockedError } from './data-dir.ts'
+import { appliedMigrationCount } from './db/migrate.ts'
+import { AppError } from './errors.ts'
+import { ListenError } from './http/server.ts'
+import { createLogger } from './log.ts'
+import { openMigratedDatabase, startController } from './main.ts'
+import { VERSION } from './version.ts'
+
+/** Operator mistakes and unreachable dependencies end in one line, never a stack trace. */
+function fail(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`opsconductor: ${err.message}\n`)
+    process.exit(2)
+  }
+  if (err instanceof AppError || err instanceof ListenError || err instanceof DataDirLockedError) {
+    process.stderr.write(`opsconductor: ${err.message}\n`)
+    process.exit(1)
+  }
+  process.stderr.write(`opsconductor: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
+  process.exit(1)
+}
+
+function config(): ControllerConfig {
+  try {
+    return loadConfig()
+  } catch (err) {
+    fail(err)
+  }
+}
+
+async function runController(): Promise<void> {
+  const cfg = config()
+  const log = createLogger({ level: cfg.OPSC_LOG_LEVEL, pretty: process.stdout.isTTY })
+  const controller = await startController(cfg, log).catch((err) => {
+    log.error({ err: err instanceof AppError ? { message: err.message } : err }, 'controller.start_failed')
+    fail(err)
+  })
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'controller.forced_exit')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'controller.signal')
+    controller.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'controller.stop_failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+async function runMigrate(): Promise<void> {
+  const cfg = config()
+  const database = await openMigratedDatabase(cfg).catch(fail)
+  const applied = await appliedMigrationCount(database)
+  await database.close()
+  process.stdout.write(`database is at migration ${applied} (${database.description})\n`)
+}
+
+const program = new Command()
+  .name('opsconductor')
+  .description('OpsConductor controller: API, web UI, agent gateway, engine and scheduler.')
+  .version(VERSION, '-v, --version')
+  .showHelpAfterError()
+
+program
+  .command('controller')
+  .description('run the controller (what `npm start` runs); configured through OPSC_* environment variables')
+  .option('-c, --config <file>', 'JSON file of OPSC_* settings (environment variables win)')
+  .action(async (opts: { config?: string }) => {
+    if (opts.config) process.env.OPSC_CONFIG_FILE = opts.config
+    await runController()
+  })
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit (the controller also does this at start)')
+  .option('-c, --config <file>', 'JSON file of OPSC_* settings')
+  .action(async (opts: { config?: string }) => {
+    if (opts.config) process.env.OPSC_CONFIG_FILE = opts.config
+    await runMigrate()
+  })
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => {
+    process.stdout.write(`opsconductor ${VERSION}\n`)
+  })
+
+await program.parseAsync(process.argv).catch(fail)

@@ -1,0 +1,32 @@
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { serveStatic } from '@hono/node-server/serve-static'
+import { Hono } from 'hono'
+import type { AppEnv } from '../context.ts'
+
+export const DEFAULT_UI_DIR = fileURLToPath(new URL('../../../ui/dist', import.meta.url))
+
+const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>OpsConductor</title>
+<p>The web UI has not been built. Run <code>npm run build:ui</code> and reload.</p>`
+
+/**
+ * Serves the built single-page app: real files first (hashed assets cached for a year),
+ * then index.html for any other GET so client-side routes survive a reload.
+ */
+export function staticUi(uiDir: string = DEFAULT_UI_DIR) {
+  const root = path.resolve(uiDir)
+  const index = path.join(root, 'index.html')
+  const app = new Hono<AppEnv>()
+  app.use('/assets/*', async (c, next) => {
+    await next()
+    if (c.res.status === 200) c.header('cache-control', 'public, max-age=31536000, immutable')
+  })
+  app.get('*', serveStatic({ root }))
+  app.get('*', async (c, next) => {
+    if (!existsSync(index)) return c.html(NOT_BUILT, 503)
+    c.header('cache-control', 'no-cache')
+    return serveStatic({ root, path: 'index.html' })(c, next)
+  })
+  return app
+}

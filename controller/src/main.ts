@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import path from 'node:path'
+import { startGrpcServer, type RunningGrpcServer } from './agents/grpc-server.ts'
+import { createApp } from './app.ts'
+import type { ControllerConfig } from './config.ts'
+import type { AppContext } from './context.ts'
+import { lockDataDir } from './data-dir.ts'
+import { openDatabase, type Database, type DatabaseTarget } from './db/client.ts'
+import { migrateDatabase, shippedMigrationCount } from './db/migrate.ts'
+import { startHttpServer, type RunningHttpServer } from './http/server.ts'
+import type { Logger } from './log.ts'
+import { createMetrics } from './system/metrics.ts'
+import { Readiness } from './system/readiness.ts'
+import {
+  ensureInstallation,
+  heartbeatControllerNode,
+  markControllerNodeStopped,
+  registerControllerNode,
+} from './system/service.ts'
+import { ensureTls } from './tls/pki.ts'
+import { VERSION } from './version.ts'
+
+const NODE_HEARTBEAT_MS = 15_000
+const READINESS_POLL_MS = 5_000
+/** Shutdown must finish within 10 s; in-flight work gets most of it. */
+const SHUTDOWN_GRACE_MS = 8_000
+
+export interface RunningController {
+  httpPort: number
+  grpcPort: number
+  ctx: AppContext
+  caFingerprint: string
+  stop(): Promise<void>
+}
+
+export function databaseTarget(config: ControllerConfig): DatabaseTarget {
+  return config.DATABASE_URL
+    ? { kind: 'postgres', url: config.DATABASE_URL }
+    : { kind: 'pglite', dir: path.join(config.OPSC_DATA_DIR, 'pgdata') }
+}
+
+/** Opens the database and applies migrations; shared by `controller` and `migrate`. */
+export async function openMigratedDatabase(config: ControllerConfig): Promise<Database> {
+  const database = await openDatabase(databaseTarget(config))
+  try {
+    await migrateDatabase(database)
+    return database
+  } catch (err) {
+    await database.close()
+    throw err
+  }
+}
+
+/** Brings up the controller: data dir, database, TLS, HTTP and gRPC listeners. */
+export async function startController(config: ControllerConfig, log: Logger): Promise<RunningController> {
+  mkdirSync(config.OPSC_DATA_DIR, { recursive: true, mode: 0o700 })
+  const unlock = config.DATABASE_URL ? () => {} : lockDataDir(config.OPSC_DATA_DIR)
+  const cleanups: (() => Promise<void> | void)[] = [unlock]
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch((err) => log.warn({ err }, 'controller.cleanup_failed'))
+  }
+  try {
+    const database = await openMigratedDatabase(config)
+    cleanups.push(() => database.close())
+    const installationId = await ensureInstallation(database.db)
+    const tls = await ensureTls({
+      dataDir: config.OPSC_DATA_DIR,
+      certFile: config.OPSC_TLS_CERT,
+      keyFile: config.OPSC_TLS_KEY,
+      sans: config.OPSC_TLS_SANS,
+      log,
+    })
+    const ctx: AppContext = {
+      db: database.db,
+      database,
+      log,
+      config,
+      metrics: createMetrics(VERSION),
+      readiness: new Readiness(database, shippedMigrationCount()),
+      version: VERSION,
+      installationId,
+      nodeId: randomUUID(),
+      startedAt: new Date(),
+      clock: () => new Date(),
+    }
+    const http = await startHttpServer({ app: createApp(ctx), tls, host: config.OPSC_BIND, port: config.OPSC_HTTP_PORT })
+    cleanups.push(() => http.close(SHUTDOWN_GRACE_MS))
+    const grpc = await startGrpcServer({ tls, host: config.OPSC_BIND, port: config.OPSC_GRPC_PORT, log, version: VERSION, installationId })
+    cleanups.push(() => grpc.close(SHUTDOWN_GRACE_MS))
+    await registerControllerNode(database.db, { id: ctx.nodeId, version: VERSION, httpPort: http.port, grpcPort: grpc.port })
+    const timers = startBackgroundLoops(ctx, grpc)
+    log.info(
+      {
+        httpPort: http.port,
+        grpcPort: grpc.port,
+        bind: config.OPSC_BIND,
+        database: database.description,
+        dataDir: config.OPSC_DATA_DIR,
+        caFingerprint: tls.fingerprint,
+        version: VERSION,
+      },
+      'controller.started',
+    )
+    return {
+      httpPort: http.port,
+      grpcPort: grpc.port,
+      ctx,
+      caFingerprint: tls.fingerprint,
+      stop: () => stopController(ctx, { http, grpc, timers, cleanup }),
+    }
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
+
+function startBackgroundLoops(ctx: AppContext, grpc: RunningGrpcServer): NodeJS.Timeout[] {
+  const syncHealth = async () => grpc.setServing((await ctx.readiness.check()).ready ? 'SERVING' : 'NOT_SERVING')
+  void syncHealth()
+  const health = setInterval(() => void syncHealth(), READINESS_POLL_MS)
+  const heartbeat = setInterval(() => {
+    heartbeatControllerNode(ctx.db, ctx.nodeId, ctx.clock()).catch((err) => ctx.log.warn({ err }, 'controller.heartbeat_failed'))
+  }, NODE_HEARTBEAT_MS)
+  for (const t of [health, heartbeat]) t.unref()
+  return [health, heartbeat]
+}
+
+async function stopController(
+  ctx: AppContext,
+  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
+): Promise<void> {
+  const started = Date.now()
+  ctx.log.info('controller.stopping')
+  ctx.readiness.markStopping()
+  parts.grpc.setServing('NOT_SERVING')
+  for (const t of parts.timers) clearInterval(t)
+  // Both listeners drain at once so the whole stop stays inside the 10 s budget.
+  await Promise.all([parts.http.close(SHUTDOWN_GRACE_MS), parts.grpc.close(SHUTDOWN_GRACE_MS)])
+  await markControllerNodeStopped(ctx.db, ctx.nodeId, ctx.clock()).catch((err) => ctx.log.warn({ err }, 'controller.deregister_failed'))
+  await parts.cleanup()
+  ctx.log.info({ durationMs: Date.now() - started }, 'controller.stopped')
+}

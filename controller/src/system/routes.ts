@@ -1,0 +1,27 @@
+import { Hono } from 'hono'
+import { PROTOCOL_VERSION } from '../../../proto/src/version.ts'
+import type { AppEnv } from '../context.ts'
+
+/** Probes and facts about this controller. Public by design: load balancers and agents call them unauthenticated. */
+export const systemRoutes = new Hono<AppEnv>()
+  .get('/healthz', (c) => c.json({ status: 'ok' }))
+  .get('/readyz', async (c) => {
+    const report = await c.var.ctx.readiness.check()
+    return c.json({ status: report.ready ? 'ready' : 'not_ready', checks: report.checks }, report.ready ? 200 : 503)
+  })
+  .get('/metrics', async (c) => {
+    const { registry } = c.var.ctx.metrics
+    return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType })
+  })
+
+export const versionRoutes = new Hono<AppEnv>().get('/version', (c) => {
+  const { ctx } = c.var
+  return c.json({
+    version: ctx.version,
+    protocol: PROTOCOL_VERSION,
+    installationId: ctx.installationId,
+    nodeId: ctx.nodeId,
+    database: ctx.database.target.kind,
+    startedAt: ctx.startedAt.toISOString(),
+  })
+})

@@ -1,0 +1,30 @@
+import { hostname } from 'node:os'
+import { eq } from 'drizzle-orm'
+import type { Db } from '../db/client.ts'
+import { controllerNode, installation } from './system.sql.ts'
+
+/** The installation id, created by whichever controller starts first (the singleton constraint settles races). */
+export async function ensureInstallation(db: Db): Promise<string> {
+  await db.insert(installation).values({}).onConflictDoNothing({ target: installation.singleton })
+  const [row] = await db.select({ id: installation.id }).from(installation).limit(1)
+  return row!.id
+}
+
+export interface NodeRegistration {
+  id: string
+  version: string
+  httpPort: number
+  grpcPort: number
+}
+
+export async function registerControllerNode(db: Db, node: NodeRegistration): Promise<void> {
+  await db.insert(controllerNode).values({ ...node, hostname: hostname(), pid: process.pid })
+}
+
+export async function heartbeatControllerNode(db: Db, id: string, now: Date): Promise<void> {
+  await db.update(controllerNode).set({ lastSeenAt: now }).where(eq(controllerNode.id, id))
+}
+
+export async function markControllerNodeStopped(db: Db, id: string, now: Date): Promise<void> {
+  await db.update(controllerNode).set({ stoppedAt: now, lastSeenAt: now }).where(eq(controllerNode.id, id))
+}
