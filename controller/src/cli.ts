@@ -6,7 +6,7 @@ import { AppError } from './errors.ts'
 import { ListenError } from './http/server.ts'
 import { createLogger } from './log.ts'
 import { openMigratedDatabase, startController } from './main.ts'
-import { VERSION } from './version.ts'
+import { VERSION } from '../../proto/src/product-version.ts'
 
 /** Operator mistakes and unreachable dependencies end in one line, never a stack trace. */
 function fail(err: unknown): never {

@@ -19,7 +19,7 @@ import {
   registerControllerNode,
 } from './system/service.ts'
 import { ensureTls } from './tls/pki.ts'
-import { VERSION } from './version.ts'
+import { VERSION } from '../../proto/src/product-version.ts'
 
 const NODE_HEARTBEAT_MS = 15_000
 const READINESS_POLL_MS = 5_000

@@ -18,15 +18,18 @@ export function staticUi(uiDir: string = DEFAULT_UI_DIR) {
   const root = path.resolve(uiDir)
   const index = path.join(root, 'index.html')
   const app = new Hono<AppEnv>()
-  app.use('/assets/*', async (c, next) => {
+  app.use('*', async (c, next) => {
     await next()
-    if (c.res.status === 200) c.header('cache-control', 'public, max-age=31536000, immutable')
+    if (c.res.status !== 200) return
+    // index.html must be revalidated so a deploy is picked up; hashed assets never change.
+    const immutable = c.req.path.startsWith('/assets/')
+    c.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache')
   })
-  app.get('*', serveStatic({ root }))
   app.get('*', async (c, next) => {
     if (!existsSync(index)) return c.html(NOT_BUILT, 503)
-    c.header('cache-control', 'no-cache')
-    return serveStatic({ root, path: 'index.html' })(c, next)
+    return serveStatic({ root })(c, next)
   })
+  app.get('/assets/*', (c) => c.text('asset not found', 404))
+  app.get('*', serveStatic({ root, path: 'index.html' }))
   return app
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 
+/** The product version controller and agent share. */
 // Server bundles replace this identifier at build time (esbuild `define`); source runs read package.json.
 declare const __OPSC_VERSION__: string | undefined
 

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { create } from '@bufbuild/protobuf'
+import * as grpc from '@grpc/grpc-js'
+import { grpcHealthCheck } from '../../../test/harness/grpc.ts'
+import {
+  AgentService,
+  GetControllerInfoRequestSchema,
+  type GetControllerInfoResponse,
+} from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
+import { grpcServiceDefinition } from '../../../proto/src/grpc.ts'
+import { createLogger } from '../log.ts'
+import { ensureTls, type TlsMaterial } from '../tls/pki.ts'
+import { startGrpcServer, type RunningGrpcServer } from './grpc-server.ts'
+
+let tls: TlsMaterial
+let server: RunningGrpcServer
+let address: string
+
+before(async () => {
+  tls = await ensureTls({ dataDir: mkdtempSync(path.join(tmpdir(), 'opsc-grpc-')) })
+  server = await startGrpcServer({ tls, host: '127.0.0.1', port: 0, log: createLogger({ level: 'silent' }), version: '9.9.9', installationId: 'inst-1' })
+  address = `localhost:${server.port}`
+})
+after(() => server.close(1000))
+
+const AgentClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(AgentService), 'AgentService')
+
+function controllerInfo(major: number, minor: number): Promise<GetControllerInfoResponse> {
+  const client = new AgentClient(address, grpc.credentials.createSsl(Buffer.from(tls.caCertPem!)))
+  const request = create(GetControllerInfoRequestSchema, { agentProtocol: { major, minor }, agentVersion: 'test' })
+  return new Promise((resolve, reject) =>
+    (client as unknown as Record<string, grpc.requestCallback<GetControllerInfoResponse> & Function>).getControllerInfo!(
+      request,
+      (err: grpc.ServiceError | null, res: GetControllerInfoResponse) => {
+        client.close()
+        if (err) reject(err)
+        else resolve(res)
+      },
+    ),
+  )
+}
+
+test('health reports NOT_SERVING until the controller declares itself ready, then SERVING', async () => {
+  server.setServing('NOT_SERVING')
+  assert.equal(await grpcHealthCheck(address, tls.caCertPem!), 'NOT_SERVING')
+  server.setServing('SERVING')
+  assert.equal(await grpcHealthCheck(address, tls.caCertPem!), 'SERVING')
+  assert.equal(await grpcHealthCheck(address, tls.caCertPem!, AgentService.typeName), 'SERVING')
+})
+
+test('a client that does not trust the controller CA cannot connect', async () => {
+  const otherCa = await ensureTls({ dataDir: mkdtempSync(path.join(tmpdir(), 'opsc-grpc-other-')) })
+  await assert.rejects(grpcHealthCheck(address, otherCa.caCertPem!, '', 3000), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.UNAVAILABLE)
+    return true
+  })
+})
+
+test('GetControllerInfo judges the agent protocol version', async () => {
+  const same = await controllerInfo(1, 0)
+  assert.equal(same.controllerVersion, '9.9.9')
+  assert.equal(same.installationId, 'inst-1')
+  assert.deepEqual({ major: same.controllerProtocol?.major, minor: same.controllerProtocol?.minor }, { major: 1, minor: 0 })
+  assert.equal(same.compatible, true)
+  assert.equal((await controllerInfo(1, 1)).compatible, true)
+  assert.equal((await controllerInfo(2, 0)).compatible, false)
+})
+
+test('a port already in use is a ListenError naming OPSC_GRPC_PORT', async () => {
+  await assert.rejects(
+    startGrpcServer({ tls, host: '127.0.0.1', port: server.port, log: createLogger({ level: 'silent' }), version: 'x', installationId: 'y' }),
+    (err: Error) => {
+      assert.equal(err.name, 'ListenError')
+      assert.match(err.message, /^OPSC_GRPC_PORT: /)
+      return true
+    },
+  )
+})
