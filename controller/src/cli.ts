@@ -1,11 +1,9 @@
 import { Command } from 'commander'
 import { ConfigError, loadConfig, type ControllerConfig } from './config.ts'
 import { DataDirLockedError } from './data-dir.ts'
-import { appliedMigrationCount } from './db/migrate.ts'
 import { AppError } from './errors.ts'
 import { ListenError } from './http/server.ts'
 import { createLogger } from './log.ts'
-import { openMigratedDatabase, startController } from './main.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
 
 /** Operator mistakes and unreachable dependencies end in one line, never a stack trace. */
@@ -33,6 +31,8 @@ function config(): ControllerConfig {
 async function runController(): Promise<void> {
   const cfg = config()
   const log = createLogger({ level: cfg.OPSC_LOG_LEVEL, pretty: process.stdout.isTTY })
+  // Loaded here, not at the top, so `--help` and `version` stay instant.
+  const { startController } = await import('./main.ts')
   const controller = await startController(cfg, log).catch((err) => {
     log.error({ err: err instanceof AppError ? { message: err.message } : err }, 'controller.start_failed')
     fail(err)
@@ -59,6 +59,8 @@ async function runController(): Promise<void> {
 
 async function runMigrate(): Promise<void> {
   const cfg = config()
+  const { openMigratedDatabase } = await import('./main.ts')
+  const { appliedMigrationCount } = await import('./db/migrate.ts')
   const database = await openMigratedDatabase(cfg).catch(fail)
   const applied = await appliedMigrationCount(database)
   await database.close()

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import postgres from 'postgres'
 import { openDatabase, type Database } from '../../controller/src/db/client.ts'
@@ -48,8 +49,9 @@ export interface TestDatabase {
 /** A migrated, isolated database for one test file. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   if ((await testBackend()) === 'pglite') {
-    const database = await openDatabase({ kind: 'pglite' })
-    await migrateDatabase(database)
+    const snapshot = existsSync(pgliteSnapshotPath()) ? new Blob([readFileSync(pgliteSnapshotPath())]) : undefined
+    const database = await openDatabase({ kind: 'pglite', snapshot })
+    if (!snapshot) await migrateDatabase(database)
     return { database, backend: 'pglite', drop: () => database.close() }
   }
   const url = await createPostgresDatabase({ migrated: true })
@@ -149,4 +151,25 @@ async function buildTemplate(): Promise<string> {
     }
   })
   return name
+}
+
+/** A migrated PGlite data dir, dumped once per migration set, so test files skip initdb (seconds each). */
+export function pgliteSnapshotPath(): string {
+  return path.join(tmpdir(), `${templateName()}.pglite.tar.gz`)
+}
+
+export async function ensurePgliteSnapshot(): Promise<string> {
+  const file = pgliteSnapshotPath()
+  if (existsSync(file)) return file
+  const database = await openDatabase({ kind: 'pglite' })
+  try {
+    await migrateDatabase(database)
+    const client = (database.db as unknown as { $client: { dumpDataDir(c: 'gzip'): Promise<Blob> } }).$client
+    const tmp = `${file}.${process.pid}.tmp`
+    writeFileSync(tmp, Buffer.from(await (await client.dumpDataDir('gzip')).arrayBuffer()))
+    renameSync(tmp, file)
+  } finally {
+    await database.close()
+  }
+  return file
 }

@@ -1,5 +1,5 @@
 // Run once by test/run-tests.js before the test files start: clears leftovers and builds the template.
-import { dropStaleTestDatabases, ensureTemplate, testBackend } from './db.ts'
+import { dropStaleTestDatabases, ensurePgliteSnapshot, ensureTemplate, testBackend } from './db.ts'
 
 const backend = await testBackend()
 if (backend === 'postgres') {
@@ -7,5 +7,5 @@ if (backend === 'postgres') {
   const template = await ensureTemplate()
   process.stdout.write(`# test database: postgres (template ${template}${dropped ? `, dropped ${dropped} stale` : ''})\n`)
 } else {
-  process.stdout.write('# test database: embedded PGlite\n')
+  process.stdout.write(`# test database: embedded PGlite (snapshot ${await ensurePgliteSnapshot()})\n`)
 }

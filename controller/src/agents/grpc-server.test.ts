@@ -27,20 +27,19 @@ before(async () => {
 })
 after(() => server.close(1000))
 
+type UnaryFn<Req, Res> = (req: Req, cb: (err: grpc.ServiceError | null, res: Res) => void) => void
 const AgentClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(AgentService), 'AgentService')
 
 function controllerInfo(major: number, minor: number): Promise<GetControllerInfoResponse> {
   const client = new AgentClient(address, grpc.credentials.createSsl(Buffer.from(tls.caCertPem!)))
   const request = create(GetControllerInfoRequestSchema, { agentProtocol: { major, minor }, agentVersion: 'test' })
+  const call = (client as unknown as { getControllerInfo: UnaryFn<typeof request, GetControllerInfoResponse> }).getControllerInfo.bind(client)
   return new Promise((resolve, reject) =>
-    (client as unknown as Record<string, grpc.requestCallback<GetControllerInfoResponse> & Function>).getControllerInfo!(
-      request,
-      (err: grpc.ServiceError | null, res: GetControllerInfoResponse) => {
-        client.close()
-        if (err) reject(err)
-        else resolve(res)
-      },
-    ),
+    call(request, (err, res) => {
+      client.close()
+      if (err) reject(err)
+      else resolve(res)
+    }),
   )
 }
 

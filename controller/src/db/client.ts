@@ -15,8 +15,8 @@ export type Db = PgDatabase<PgQueryResultHKT, Schema>
 
 export type DatabaseTarget =
   | { kind: 'postgres'; url: string }
-  /** `dir` undefined → in-memory (tests). */
-  | { kind: 'pglite'; dir?: string }
+  /** `dir` undefined → in-memory; `snapshot` starts from a dumped data dir instead of running initdb. */
+  | { kind: 'pglite'; dir?: string; snapshot?: Blob }
 
 export interface Database {
   readonly db: Db
@@ -30,7 +30,7 @@ export interface Database {
 
 /** Opens the database and proves it answers; an unreachable one is an UnavailableError with the reason. */
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
-  const database = target.kind === 'postgres' ? openPostgres(target.url) : await openPglite(target.dir)
+  const database = target.kind === 'postgres' ? openPostgres(target.url) : await openPglite(target.dir, target.snapshot)
   await database.ping()
   return database
 }
@@ -54,11 +54,11 @@ function openPostgres(url: string): Database {
   }
 }
 
-async function openPglite(dir: string | undefined): Promise<Database> {
+async function openPglite(dir: string | undefined, snapshot: Blob | undefined): Promise<Database> {
   if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 })
   let client: PGlite
   try {
-    client = await PGlite.create(dir)
+    client = await PGlite.create({ dataDir: dir, loadDataDir: snapshot })
   } catch (err) {
     throw new UnavailableError(`cannot open the embedded database in ${dir ?? 'memory'}: ${describeCause(err)}`, { cause: err })
   }

@@ -48,12 +48,12 @@ export async function migrateDatabase(database: Database): Promise<void> {
 
 /** Migrations recorded as applied in the database; 0 when none ever ran. */
 export async function appliedMigrationCount(database: Database): Promise<number> {
-  const exists = await database.db.execute<{ present: boolean }>(
+  const exists = await database.db.execute(
     sql`select to_regclass('drizzle.__drizzle_migrations') is not null as present`,
   )
-  if (!rowsOf(exists)[0]?.present) return 0
-  const counted = await database.db.execute<{ n: number }>(sql`select count(*)::int as n from drizzle.__drizzle_migrations`)
-  return Number(rowsOf(counted)[0]?.n ?? 0)
+  if (!rowsOf<{ present: boolean }>(exists)[0]?.present) return 0
+  const counted = await database.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`)
+  return Number(rowsOf<{ n: number }>(counted)[0]?.n ?? 0)
 }
 
 /** postgres.js returns an array of rows, PGlite an object with `rows`. */

@@ -5,7 +5,9 @@ import { serveStatic } from '@hono/node-server/serve-static'
 import { Hono } from 'hono'
 import type { AppEnv } from '../context.ts'
 
-export const DEFAULT_UI_DIR = fileURLToPath(new URL('../../../ui/dist', import.meta.url))
+// From the sources (controller/src/http) or from the bundle (dist/controller); packages set OPSC_UI_DIR.
+const CANDIDATES = ['../../../ui/dist', '../../ui/dist'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+export const DEFAULT_UI_DIR = CANDIDATES.find((dir) => existsSync(path.join(dir, 'index.html'))) ?? CANDIDATES[0]!
 
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>OpsConductor</title>
 <p>The web UI has not been built. Run <code>npm run build:ui</code> and reload.</p>`

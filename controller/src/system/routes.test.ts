@@ -59,7 +59,7 @@ describe('metrics', () => {
     assert.ok(byName.has('process_resident_memory_bytes'))
     assert.ok(byName.has('opsc_http_request_duration_seconds'))
     const requests = byName.get('opsc_http_requests_total')!
-    const labels = requests.metrics.map((m) => (m as { labels: Record<string, string> }).labels)
+    const labels = requests.metrics.map((m) => m.labels ?? {})
     assert.ok(labels.some((l) => l.route === '/api/v1/version' && l.status === '200' && l.method === 'GET'))
     // Unknown paths share one label so a scanner cannot blow up the series count.
     assert.ok(labels.some((l) => l.route === 'unmatched' && l.status === '404'))

@@ -1,5 +1,5 @@
 import 'reflect-metadata' // @peculiar/x509 (through tsyringe) needs the Reflect metadata API
-import { X509Certificate as NodeX509 } from 'node:crypto'
+import { X509Certificate as NodeX509, webcrypto } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
@@ -7,7 +7,9 @@ import { isIP } from 'node:net'
 import * as x509 from '@peculiar/x509'
 import type { Logger } from '../log.ts'
 
-const { subtle } = globalThis.crypto
+const { subtle } = webcrypto
+type CryptoKey = webcrypto.CryptoKey
+type CryptoKeyPair = webcrypto.CryptoKeyPair
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const
 const DAY_MS = 86_400_000
@@ -137,7 +139,7 @@ function serverCertStillFits(certPem: string, ca: Ca, names: string[], now: Date
 
 function randomSerial(): string {
   // Positive 64-bit serial: hex string with the top bit clear.
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(8))
+  const bytes = webcrypto.getRandomValues(new Uint8Array(8))
   bytes[0] = bytes[0]! & 0x7f
   return Buffer.from(bytes).toString('hex')
 }

@@ -1,0 +1,14 @@
+// `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
+import { startupBench } from './startup.ts'
+
+const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
+  startup: startupBench,
+}
+
+const args = process.argv.slice(2)
+const named = args.filter((a) => a in BENCHES)
+for (const name of named.length ? named : Object.keys(BENCHES)) {
+  console.log(`\n## ${name}`)
+  await BENCHES[name]!(args)
+}
+process.exit(0)
