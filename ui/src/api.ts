@@ -18,20 +18,9 @@ export class ApiError extends Error {
   }
 }
 
-export interface VersionInfo {
-  version: string
-  protocol: { major: number; minor: number }
-  installationId: string
-  nodeId: string
-  database: 'postgres' | 'pglite'
-  startedAt: string
-}
+import type { ReadinessResponse as ReadinessReport, VersionResponse as VersionInfo } from '../../controller/src/system/routes.ts'
 
-export interface ReadinessReport {
-  status: 'ready' | 'not_ready'
-  /** Each value is `ok` or the reason the check failed. */
-  checks: { database: string; migrations: string }
-}
+export type { ReadinessReport, VersionInfo }
 
 export interface RequestOptions {
   /** Statuses besides 2xx whose body is a normal answer (e.g. 503 from /readyz). */

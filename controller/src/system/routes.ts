@@ -2,12 +2,29 @@ import { Hono } from 'hono'
 import { PROTOCOL_VERSION } from '../../../proto/src/version.ts'
 import type { AppEnv } from '../context.ts'
 
+/** Response shapes the web UI imports (type-only) so the two cannot drift. */
+export interface ReadinessResponse {
+  status: 'ready' | 'not_ready'
+  /** Each value is `ok` or the reason the check failed. */
+  checks: { database: string; migrations: string }
+}
+
+export interface VersionResponse {
+  version: string
+  protocol: { major: number; minor: number }
+  installationId: string
+  nodeId: string
+  database: 'postgres' | 'pglite'
+  startedAt: string
+}
+
 /** Probes and facts about this controller. Public by design: load balancers and agents call them unauthenticated. */
 export const systemRoutes = new Hono<AppEnv>()
   .get('/healthz', (c) => c.json({ status: 'ok' }))
   .get('/readyz', async (c) => {
     const report = await c.var.ctx.readiness.check()
-    return c.json({ status: report.ready ? 'ready' : 'not_ready', checks: report.checks }, report.ready ? 200 : 503)
+    const body: ReadinessResponse = { status: report.ready ? 'ready' : 'not_ready', checks: report.checks }
+    return c.json(body, report.ready ? 200 : 503)
   })
   .get('/metrics', async (c) => {
     const { registry } = c.var.ctx.metrics
@@ -16,12 +33,13 @@ export const systemRoutes = new Hono<AppEnv>()
 
 export const versionRoutes = new Hono<AppEnv>().get('/version', (c) => {
   const { ctx } = c.var
-  return c.json({
+  const body: VersionResponse = {
     version: ctx.version,
-    protocol: PROTOCOL_VERSION,
+    protocol: { ...PROTOCOL_VERSION },
     installationId: ctx.installationId,
     nodeId: ctx.nodeId,
     database: ctx.database.target.kind,
     startedAt: ctx.startedAt.toISOString(),
-  })
+  }
+  return c.json(body)
 })
