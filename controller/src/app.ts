@@ -1,7 +1,15 @@
 import { Hono } from 'hono'
 import { requestId } from 'hono/request-id'
 import { secureHeaders } from 'hono/secure-headers'
+import { apiTokensRoutes } from './api-tokens/routes.ts'
+import { auditMutations } from './audit/middleware.ts'
+import { auditRoutes } from './audit/routes.ts'
+import { declaredRoutes } from './auth/access.ts'
+import { authenticate } from './auth/middleware.ts'
+import { authRoutes } from './auth/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
+import { settingsRoutes } from './settings/routes.ts'
+import { usersRoutes } from './users/routes.ts'
 import { apiNotFound, onError } from './http/errors.ts'
 import { staticUi } from './http/static-ui.ts'
 import { systemRoutes, versionRoutes } from './system/routes.ts'
@@ -15,7 +23,13 @@ export interface AppOptions {
 
 /** The whole HTTP surface. Feature routers are mounted under /api/v1; everything else is probes and the UI. */
 export function createApp(ctx: AppContext, opts: AppOptions = {}) {
-  const api = new Hono<AppEnv>().route('/', versionRoutes)
+  const api = new Hono<AppEnv>()
+    .route('/', versionRoutes)
+    .route('/auth', authRoutes)
+    .route('/users', usersRoutes)
+    .route('/api-tokens', apiTokensRoutes)
+    .route('/settings', settingsRoutes)
+    .route('/audit', auditRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()
@@ -40,11 +54,15 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     }),
   )
   app.route('/', systemRoutes)
+  app.use('/api/*', authenticate())
+  app.use('/api/*', auditMutations())
   app.route('/api/v1', api)
   app.all('/api/*', apiNotFound)
   app.route('/', staticUi(opts.uiDir ?? ctx.config.OPSC_UI_DIR))
   app.notFound(apiNotFound)
   app.onError(onError)
+  // A route without an access declaration must not ship: refuse to build the app.
+  declaredRoutes(app)
   return app
 }
 

@@ -43,6 +43,8 @@ export const ControllerConfig = z
       .refine((v) => v === undefined || Buffer.from(v, 'base64').length === 32, {
         message: 'OPSC_MASTER_KEY must be 32 bytes encoded as base64',
       }),
+    /** Password for the initial `admin` on an empty database (unattended installs); otherwise one is generated. */
+    OPSC_ADMIN_PASSWORD: z.string().optional(),
     OPSC_TLS_CERT: z.string().optional(),
     OPSC_TLS_KEY: z.string().optional(),
     OPSC_TLS_SANS: z
@@ -83,7 +85,7 @@ const KEYS = Object.keys(ControllerConfig.shape) as (keyof typeof ControllerConf
 /** Reads `NAME_FILE` variants so secrets can come from files (e.g. container secrets). */
 function withFileSecrets(env: Record<string, string | undefined>): Record<string, string | undefined> {
   const out = { ...env }
-  for (const key of ['OPSC_MASTER_KEY', 'DATABASE_URL'] as const) {
+  for (const key of ['OPSC_MASTER_KEY', 'DATABASE_URL', 'OPSC_ADMIN_PASSWORD'] as const) {
     const file = env[`${key}_FILE`]
     if (file && out[key] === undefined) {
       try {

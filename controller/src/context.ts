@@ -1,4 +1,7 @@
+import type { AuditNote } from './audit/note.ts'
+import type { Principal } from './auth/principal.ts'
 import type { ControllerConfig } from './config.ts'
+import type { Keyring } from './crypto/master-key.ts'
 import type { Database, Db } from './db/client.ts'
 import type { Logger } from './log.ts'
 import type { Metrics } from './system/metrics.ts'
@@ -12,6 +15,8 @@ export interface AppContext {
   config: ControllerConfig
   metrics: Metrics
   readiness: Readiness
+  /** Master keys: wrap stored secrets and key the access-token signatures. */
+  keyring: Keyring
   version: string
   installationId: string
   nodeId: string
@@ -24,5 +29,13 @@ export interface AppEnv {
     ctx: AppContext
     requestId: string
     log: Logger
+    /** Set by the auth middleware when the request carries valid credentials. */
+    principal: Principal | undefined
+    /** Why presented credentials were refused (401 by default, 403 for a CSRF failure). */
+    authFailure: { code: 'UNAUTHENTICATED' | 'FORBIDDEN'; message: string } | undefined
+    /** Client address as seen by the controller (socket peer). */
+    clientAddress: string | null
+    /** What a mutating handler changed, for the audit row the audit middleware writes. */
+    audit: AuditNote | undefined
   }
 }

@@ -56,6 +56,15 @@ export class UnavailableError extends AppError {
   }
 }
 
+export class RateLimitedError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('RATE_LIMITED', message, { retry_after_seconds: retryAfterSeconds })
+  }
+}
+
 /** The one error body shape every API edge returns. */
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: unknown; requestId?: string }

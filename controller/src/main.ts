@@ -19,6 +19,8 @@ import {
   registerControllerNode,
 } from './system/service.ts'
 import { ensureTls } from './tls/pki.ts'
+import { loadMasterKeyring } from './crypto/master-key.ts'
+import { announceFirstAdmin } from './users/first-admin.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
 
 const NODE_HEARTBEAT_MS = 15_000
@@ -64,6 +66,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     const database = await openMigratedDatabase(config)
     cleanups.push(() => database.close())
     const installationId = await ensureInstallation(database.db)
+    const keyring = loadMasterKeyring({ dataDir: config.OPSC_DATA_DIR, envKey: config.OPSC_MASTER_KEY })
+    await announceFirstAdmin(database.db, config, log)
     const tls = await ensureTls({
       dataDir: config.OPSC_DATA_DIR,
       certFile: config.OPSC_TLS_CERT,
@@ -78,6 +82,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       config,
       metrics: createMetrics(VERSION),
       readiness: new Readiness(database, shippedMigrationCount()),
+      keyring,
       version: VERSION,
       installationId,
       nodeId: randomUUID(),

@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { createKeyring } from '../../controller/src/crypto/master-key.ts'
 import { loadConfig } from '../../controller/src/config.ts'
 import type { AppContext } from '../../controller/src/context.ts'
 import { shippedMigrationCount } from '../../controller/src/db/migrate.ts'
@@ -26,6 +27,7 @@ export async function createTestContext(opts: { log?: Logger; env?: Record<strin
     config: loadConfig({ OPSC_DATA_DIR: '/nonexistent-test-data-dir', ...opts.env }),
     metrics: createMetrics(VERSION),
     readiness: new Readiness(database, shippedMigrationCount()),
+    keyring: createKeyring([randomBytes(32)]),
     version: VERSION,
     installationId: await ensureInstallation(database.db),
     nodeId: randomUUID(),

@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { AppEnv } from '../context.ts'
-import { AppError, errorBody, HTTP_STATUS, type ErrorCode } from '../errors.ts'
+import { AppError, errorBody, HTTP_STATUS, RateLimitedError, type ErrorCode } from '../errors.ts'
 
 const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
   400: 'VALIDATION',
@@ -20,6 +20,7 @@ const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
 export function onError(err: Error, c: Context<AppEnv>) {
   const requestId = c.get('requestId')
   if (err instanceof AppError) {
+    if (err instanceof RateLimitedError) c.header('Retry-After', String(err.retryAfterSeconds))
     return c.json(errorBody(err.code, err.message, { details: err.details, requestId }), HTTP_STATUS[err.code])
   }
   if (err instanceof HTTPException && err.status < 500) {

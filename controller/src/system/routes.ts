@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import { PROTOCOL_VERSION } from '../../../proto/src/version.ts'
+import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 
 /** Response shapes the web UI imports (type-only) so the two cannot drift. */
@@ -31,7 +32,7 @@ export const systemRoutes = new Hono<AppEnv>()
     return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType })
   })
 
-export const versionRoutes = new Hono<AppEnv>().get('/version', (c) => {
+export const versionRoutes = new Hono<AppEnv>().get('/version', allow('public'), (c) => {
   const { ctx } = c.var
   const body: VersionResponse = {
     version: ctx.version,

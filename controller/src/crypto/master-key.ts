@@ -1,0 +1,163 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { closeSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import path from 'node:path'
+import { inspect } from 'node:util'
+
+/*
+ * Master keys wrap the per-secret data keys (see secret-box.ts). They come from OPSC_MASTER_KEY or,
+ * when that is unset, from `<data dir>/master.key`, which is created on first start.
+ *
+ * master.key format (UTF-8 text, mode 0600):
+ *   - one key per line: 32 random bytes as standard base64 (44 characters, e.g. `openssl rand -base64 32`);
+ *   - the FIRST key is current (new secrets are wrapped with it); later lines are older keys that
+ *     are still accepted for decryption, so rotation = put a new key on top, re-wrap, drop the old line;
+ *   - blank lines and lines starting with `#` are ignored.
+ * Keys are identified by their key id (first 16 hex chars of SHA-256 of the key bytes), which is
+ * stored next to every sealed secret; the key itself never leaves this process.
+ */
+
+export const MASTER_KEY_FILE = 'master.key'
+const KEY_BYTES = 32
+
+export class MasterKey {
+  readonly id: string
+  constructor(readonly key: Buffer) {
+    if (key.length !== KEY_BYTES) throw new Error(`a master key must be ${KEY_BYTES} bytes (got ${key.length})`)
+    this.id = masterKeyId(key)
+  }
+  // A keyring that ends up in a log line or an error dump shows ids only.
+  toJSON(): { id: string } {
+    return { id: this.id }
+  }
+  [inspect.custom](): string {
+    return `MasterKey { id: '${this.id}' }`
+  }
+}
+
+export interface Keyring {
+  /** Wraps every new data key. */
+  readonly current: MasterKey
+  /** Every key that can unwrap, current first. */
+  readonly keys: readonly MasterKey[]
+  /** Where the keys came from, for log lines: `OPSC_MASTER_KEY` or the key file path. */
+  readonly source: string
+  byId(id: string): MasterKey | undefined
+}
+
+export function masterKeyId(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16)
+}
+
+/** Builds a keyring from raw keys; the first is current. */
+export function createKeyring(keys: readonly Buffer[], source = 'memory'): Keyring {
+  if (keys.length === 0) throw new Error(`${source}: no master key`)
+  const list = keys.map((k) => new MasterKey(Buffer.from(k)))
+  const byId = new Map<string, MasterKey>()
+  for (const k of list) {
+    if (byId.has(k.id)) throw new Error(`${source}: master key ${k.id} is listed twice`)
+    byId.set(k.id, k)
+  }
+  return { current: list[0]!, keys: list, source, byId: (id) => byId.get(id) }
+}
+
+/**
+ * The controller's master keyring: OPSC_MASTER_KEY when set (the key file is then not read or
+ * created), otherwise `<dataDir>/master.key`, generated on first start.
+ */
+export function loadMasterKeyring({ dataDir, envKey }: { dataDir: string; envKey?: string | undefined }): Keyring {
+  if (envKey !== undefined) {
+    const key = Buffer.from(envKey.trim(), 'base64')
+    if (key.length !== KEY_BYTES) throw new Error(`OPSC_MASTER_KEY must be ${KEY_BYTES} bytes encoded as base64`)
+    return createKeyring([key], 'OPSC_MASTER_KEY')
+  }
+  const file = path.join(dataDir, MASTER_KEY_FILE)
+  const text = readKeyFile(file) ?? createKeyFile(file)
+  return createKeyring(parseKeyFile(text, file), file)
+}
+
+/** The file's text, or undefined if it does not exist yet; refuses a file others can read. */
+function readKeyFile(file: string): string | undefined {
+  let fd: number
+  try {
+    fd = openSync(file, 'r')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new Error(`master key file ${file}: cannot open (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err })
+  }
+  try {
+    // fstat on the open descriptor, so the checked file is the file we read.
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw new Error(`master key file ${file} is not a regular file`)
+    if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
+      const mode = (stat.mode & 0o777).toString(8).padStart(4, '0')
+      throw new Error(`master key file ${file} is readable by group or others (mode ${mode}); run: chmod 600 ${file}`)
+    }
+    return readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+export function parseKeyFile(text: string, file: string): Buffer[] {
+  const keys: Buffer[] = []
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) return
+    const key = Buffer.from(line, 'base64')
+    // Re-encoding catches stray characters that Buffer.from would silently skip; never echo the line.
+    if (key.length !== KEY_BYTES || key.toString('base64') !== line) {
+      throw new Error(`master key file ${file}, line ${i + 1}: expected ${KEY_BYTES} bytes encoded as base64 (44 characters)`)
+    }
+    keys.push(key)
+  })
+  if (keys.length === 0) throw new Error(`master key file ${file} holds no key`)
+  return keys
+}
+
+/**
+ * Writes a new key file without ever exposing a partial one: the key goes to a private temp file
+ * (fsynced), which is then hard-linked into place. link() fails if the name exists, so two
+ * processes starting at once cannot overwrite each other's key; the loser reads the winner's file.
+ */
+function createKeyFile(file: string): string {
+  const dir = path.dirname(file)
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const text =
+    '# OpsConductor master key. Losing this file makes every stored credential unreadable: back it up.\n' +
+    '# One base64 key per line; the first is current, later lines are older keys kept for decryption.\n' +
+    `${randomBytes(KEY_BYTES).toString('base64')}\n`
+  const tmp = path.join(dir, `.${MASTER_KEY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const fd = openSync(tmp, 'wx', 0o600)
+  try {
+    writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  try {
+    linkSync(tmp, file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+    const existing = readKeyFile(file)
+    if (existing === undefined) throw err
+    return existing
+  } finally {
+    rmSync(tmp, { force: true })
+  }
+  syncDir(dir)
+  return text
+}
+
+function syncDir(dir: string): void {
+  // Makes the new directory entry durable; not supported on every platform (e.g. Windows).
+  try {
+    const fd = openSync(dir, 'r')
+    try {
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    /* best effort */
+  }
+}
