@@ -91,6 +91,60 @@ program
     await runMigrate()
   })
 
+/** Runs `fn` against the configured (migrated) database, printing its one-line result. */
+async function withDatabase(fn: (db: import('./db/client.ts').Db) => Promise<{ exitCode: number; output: string }>): Promise<void> {
+  const cfg = config()
+  const { openMigratedDatabase } = await import('./main.ts')
+  const database = await openMigratedDatabase(cfg).catch(fail)
+  try {
+    const { exitCode, output } = await fn(database.db)
+    process.stdout.write(`${output}\n`)
+    process.exitCode = exitCode
+  } catch (err) {
+    await database.close()
+    fail(err)
+  }
+  await database.close()
+}
+
+async function readStdinPassword(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+}
+
+const admin = program.command('admin').description('manage users from the command line (works without the API)')
+admin
+  .command('create')
+  .description('create a user; prints a generated password unless --password-stdin is given')
+  .requiredOption('--username <name>', 'the new user')
+  .option('--role <role>', 'admin, operator or viewer', 'admin')
+  .option('--password-stdin', 'read the password from standard input')
+  .action(async (opts: { username: string; role: string; passwordStdin?: boolean }) => {
+    const password = opts.passwordStdin ? await readStdinPassword() : undefined
+    const { createUserCommand } = await import('./users/cli.ts')
+    await withDatabase((db) => createUserCommand(db, { username: opts.username, role: opts.role, password }))
+  })
+admin
+  .command('reset-password <username>')
+  .description("set a new password (generated unless --password-stdin) and end the user's sessions")
+  .option('--password-stdin', 'read the password from standard input')
+  .action(async (username: string, opts: { passwordStdin?: boolean }) => {
+    const password = opts.passwordStdin ? await readStdinPassword() : undefined
+    const { resetPasswordCommand } = await import('./users/cli.ts')
+    await withDatabase((db) => resetPasswordCommand(db, username, password))
+  })
+
+program
+  .command('audit')
+  .description('audit trail tools')
+  .command('verify')
+  .description('check the hash chain of the audit log; exits non-zero naming the first broken row')
+  .action(async () => {
+    const { auditVerifyCommand } = await import('./audit/cli.ts')
+    await withDatabase(auditVerifyCommand)
+  })
+
 program
   .command('version')
   .description('print the version')

@@ -72,7 +72,7 @@ function endpointOf(c: Context<AppEnv>): { path: string; params: Record<string, 
  * `POST …/auth/revoke-all` → auth.revoke_all. The resource type is the name before `:id`.
  */
 export function deriveAction(method: string, routePath: string): { action: string; resourceType: string | null } {
-  const segments = routePath.replace(/^\/api\/(v\d+\/)?/, '').split('/').filter(Boolean)
+  const segments = routePath.replace(/^\/api(\/v\d+)?(?=\/|$)/, '').split('/').filter(Boolean)
   const isLiteral = (s: string) => !s.startsWith(':') && !s.includes('*')
   const literals = segments.filter(isLiteral).map((s) => s.replaceAll('-', '_'))
   const idAt = segments.indexOf(':id')

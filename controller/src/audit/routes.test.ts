@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { Hono } from 'hono'
+import { requestId } from 'hono/request-id'
+import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
+import type { Principal } from '../auth/principal.ts'
+import type { Role } from '../auth/roles.ts'
+import type { AppEnv } from '../context.ts'
+import { onError } from '../http/errors.ts'
+import { auditRoutes, type AuditListResponse } from './routes.ts'
+import { appendAudit } from './service.ts'
+
+let t: TestContext
+
+before(async () => {
+  t = await createTestContext()
+  const base = Date.parse('2025-02-01T00:00:00Z')
+  const actions = ['auth.login', 'users.create', 'jobs.run', 'auth.logout', 'users.update']
+  for (const [i, action] of actions.entries()) {
+    await appendAudit(
+      t.ctx.db,
+      { actor: { type: 'user', id: 'u-1', name: 'alice' }, action, resourceType: 'users', resourceId: `u-${i}`, outcome: 'success', summary: { i } },
+      new Date(base + i * 60_000),
+    )
+  }
+})
+after(() => t.close())
+
+const user = (role: Role): Principal => ({ kind: 'user', userId: `u-${role}`, username: role, role, sessionId: 's-1', via: 'bearer', restriction: null })
+
+function appAs(principal: Principal | undefined) {
+  return new Hono<AppEnv>()
+    .use(requestId({ headerName: 'x-request-id' }))
+    .use(async (c, next) => {
+      c.set('ctx', t.ctx)
+      c.set('log', t.ctx.log)
+      c.set('principal', principal)
+      await next()
+    })
+    .route('/api/v1/audit', auditRoutes)
+    .onError(onError)
+}
+
+type ErrorBody = { error: { code: string; message: string; details?: { path: string; message: string }[]; requestId?: string } }
+
+describe('GET /api/v1/audit', () => {
+  test('gives an admin the newest rows first, camelCased, with a cursor that fetches the rest', async () => {
+    const app = appAs(user('admin'))
+    const res = await app.request('/api/v1/audit?limit=3')
+    assert.equal(res.status, 200)
+    const first = (await res.json()) as AuditListResponse
+    assert.deepEqual(first.items.map((e) => e.action), ['users.update', 'auth.logout', 'jobs.run'])
+    const [top] = first.items
+    assert.deepEqual(
+      { at: top?.at, actor: top?.actor, resource: top?.resource, outcome: top?.outcome, summary: top?.summary, clientAddress: top?.clientAddress, requestId: top?.requestId },
+      { at: '2025-02-01T00:04:00.000Z', actor: { type: 'user', id: 'u-1', name: 'alice' }, resource: { type: 'users', id: 'u-4' }, outcome: 'success', summary: { i: 4 }, clientAddress: null, requestId: null },
+    )
+    assert.match(top?.hash ?? '', /^[0-9a-f]{64}$/)
+    assert.ok(first.next)
+
+    const second = (await (await app.request(`/api/v1/audit?limit=3&cursor=${first.next}`)).json()) as AuditListResponse
+    assert.deepEqual(second.items.map((e) => e.action), ['users.create', 'auth.login'])
+    assert.equal(second.next, null)
+  })
+
+  test('filters by action prefix, actor, resource and time', async () => {
+    const app = appAs(user('admin'))
+    const actions = async (qs: string) => ((await (await app.request(`/api/v1/audit?${qs}`)).json()) as AuditListResponse).items.map((e) => e.action)
+    assert.deepEqual(await actions('action=auth.*'), ['auth.logout', 'auth.login'])
+    assert.deepEqual(await actions('actor=alice&resourceType=users&resourceId=u-2'), ['jobs.run'])
+    assert.deepEqual(await actions(`from=${encodeURIComponent('2025-02-01T00:01:00Z')}&to=${encodeURIComponent('2025-02-01T01:03:00+01:00')}`), ['jobs.run', 'users.create'])
+    assert.deepEqual(await actions('actor=nobody'), [])
+  })
+
+  test('is for admins only: a viewer gets 403, an anonymous caller 401', async () => {
+    for (const [principal, status, code] of [[user('viewer'), 403, 'FORBIDDEN'], [user('operator'), 403, 'FORBIDDEN'], [undefined, 401, 'UNAUTHENTICATED']] as const) {
+      const res = await appAs(principal).request('/api/v1/audit')
+      assert.equal(res.status, status)
+      assert.equal(((await res.json()) as ErrorBody).error.code, code)
+    }
+  })
+
+  test('answers a garbage cursor with 400 in the shared error shape', async () => {
+    const res = await appAs(user('admin')).request('/api/v1/audit?cursor=not-a-real-cursor')
+    assert.equal(res.status, 400)
+    const body = (await res.json()) as ErrorBody
+    assert.equal(body.error.code, 'VALIDATION')
+    assert.equal(body.error.requestId, res.headers.get('x-request-id'))
+    assert.deepEqual(body.error.details?.map((d) => d.path), ['cursor'])
+  })
+
+  test('lists every bad query parameter in one 400', async () => {
+    const res = await appAs(user('admin')).request('/api/v1/audit?limit=0&from=yesterday&action=a*b&colour=red')
+    assert.equal(res.status, 400)
+    const body = (await res.json()) as ErrorBody
+    assert.equal(body.error.code, 'VALIDATION')
+    assert.deepEqual(body.error.details?.map((d) => d.path).sort(), ['', 'action', 'from', 'limit'])
+    assert.match(JSON.stringify(body.error.details), /colour/)
+  })
+
+  test('rejects a time window that ends before it starts', async () => {
+    const res = await appAs(user('admin')).request('/api/v1/audit?from=2025-02-02T00:00:00Z&to=2025-02-01T00:00:00Z')
+    assert.equal(res.status, 400)
+    assert.deepEqual(((await res.json()) as ErrorBody).error.details?.map((d) => d.path), ['to'])
+  })
+})
