@@ -36,7 +36,7 @@ async function start(opts: Parameters<typeof startControllerProcess>[0] = {}) {
 }
 
 async function versionOf(c: ControllerProcess) {
-  return (await httpsRequest(`${c.baseUrl}/api/v1/version`, { ca: c.ca })).json<{ installationId: string; database: string }>()
+  return (await httpsRequest(`${c.baseUrl}/api/v1/version`, { ca: c.ca })).json<{ installation_id: string; database: string }>()
 }
 
 async function checkServing(c: ControllerProcess) {
@@ -66,7 +66,7 @@ describe('embedded database (no DATABASE_URL)', () => {
     const second = await start({ dataDir })
     assert.equal(second.ca, ca)
     await checkServing(second)
-    assert.equal((await versionOf(second)).installationId, before.installationId)
+    assert.equal((await versionOf(second)).installation_id, before.installation_id)
     assert.ok(!second.logs.some((l) => l.msg === 'tls.ca_created'))
     assert.equal((await second.stop('SIGINT')).code, 0)
   })
@@ -92,7 +92,7 @@ describe('Postgres (DATABASE_URL)', () => {
       assert.equal(before.database, 'postgres')
       assert.equal((await first.stop()).code, 0)
       const second = await start({ dataDir, env: { DATABASE_URL: url } })
-      assert.equal((await versionOf(second)).installationId, before.installationId)
+      assert.equal((await versionOf(second)).installation_id, before.installation_id)
       assert.equal((await second.stop()).code, 0)
     } finally {
       await dropPostgresDatabase(url)

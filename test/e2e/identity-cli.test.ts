@@ -75,7 +75,7 @@ test('OPSC_ADMIN_PASSWORD sets the first password; a weak one is refused at star
   assert.equal(refused.code, 2)
   assert.match(refused.stderr, /^opsconductor: OPSC_ADMIN_PASSWORD: must be at least 12 characters\n$/)
 
-  const env = { ...(await installation()), OPSC_ADMIN_PASSWORD: 'unattended install secret' }
+  const env: Record<string, string> = { ...(await installation()), OPSC_ADMIN_PASSWORD: 'unattended install secret' }
   const c = await startControllerProcess({ dataDir: env.OPSC_DATA_DIR, env })
   running.push(c)
   assert.equal((await login(c, 'admin', 'unattended install secret')).status, 200)

@@ -40,7 +40,7 @@ describe('probes', () => {
     const body = (await res.json()) as Record<string, unknown>
     assert.equal(body.version, t.ctx.version)
     assert.deepEqual(body.protocol, { major: 1, minor: 0 })
-    assert.equal(body.installationId, t.ctx.installationId)
+    assert.equal(body.installation_id, t.ctx.installationId)
     assert.equal(body.database, t.testDb.backend)
   })
 })

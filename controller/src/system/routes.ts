@@ -13,10 +13,10 @@ export interface ReadinessResponse {
 export interface VersionResponse {
   version: string
   protocol: { major: number; minor: number }
-  installationId: string
-  nodeId: string
+  installation_id: string
+  node_id: string
   database: 'postgres' | 'pglite'
-  startedAt: string
+  started_at: string
 }
 
 /** Probes and facts about this controller. Public by design: load balancers and agents call them unauthenticated. */
@@ -37,10 +37,10 @@ export const versionRoutes = new Hono<AppEnv>().get('/version', allow('public'),
   const body: VersionResponse = {
     version: ctx.version,
     protocol: { ...PROTOCOL_VERSION },
-    installationId: ctx.installationId,
-    nodeId: ctx.nodeId,
+    installation_id: ctx.installationId,
+    node_id: ctx.nodeId,
     database: ctx.database.target.kind,
-    startedAt: ctx.startedAt.toISOString(),
+    started_at: ctx.startedAt.toISOString(),
   }
   return c.json(body)
 })

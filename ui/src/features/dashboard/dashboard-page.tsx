@@ -96,10 +96,10 @@ function ControllerCard(props: { info: VersionInfo; now: Date }) {
           v{props.info.protocol.major}.{props.info.protocol.minor}
         </dd>
         <dt>Uptime</dt>
-        <dd title={`started ${new Date(props.info.startedAt).toLocaleString()}`}>{formatUptime(props.info.startedAt, props.now)}</dd>
+        <dd title={`started ${new Date(props.info.started_at).toLocaleString()}`}>{formatUptime(props.info.started_at, props.now)}</dd>
         <dt>Node</dt>
-        <dd class="mono id" title={props.info.nodeId}>
-          {props.info.nodeId}
+        <dd class="mono id" title={props.info.node_id}>
+          {props.info.node_id}
         </dd>
       </dl>
     </article>
@@ -114,8 +114,8 @@ function DatabaseCard(props: { info: VersionInfo }) {
         <dt>Backend</dt>
         <dd data-testid="database-backend">{databaseLabel(props.info.database)}</dd>
         <dt>Installation</dt>
-        <dd class="mono id" title={props.info.installationId}>
-          {props.info.installationId}
+        <dd class="mono id" title={props.info.installation_id}>
+          {props.info.installation_id}
         </dd>
       </dl>
       {props.info.database === 'pglite' && (
