@@ -67,12 +67,12 @@ export class RateLimitedError extends AppError {
 
 /** The one error body shape every API edge returns. */
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details?: unknown; requestId?: string }
+  error: { code: ErrorCode; message: string; details?: unknown; request_id?: string }
 }
 
 export function errorBody(code: ErrorCode, message: string, extra?: { details?: unknown; requestId?: string }): ErrorBody {
   const body: ErrorBody = { error: { code, message } }
   if (extra?.details !== undefined) body.error.details = extra.details
-  if (extra?.requestId !== undefined) body.error.requestId = extra.requestId
+  if (extra?.requestId !== undefined) body.error.request_id = extra.requestId
   return body
 }

@@ -128,7 +128,7 @@ describe('web UI shell', () => {
   test('a failing API call shows its code and message, and recovers on retry', { skip }, async () => {
     const { context, page, problems } = await open()
     try {
-      const body = JSON.stringify({ error: { code: 'INTERNAL', message: 'version store exploded', requestId: 'req-ui-1' } })
+      const body = JSON.stringify({ error: { code: 'INTERNAL', message: 'version store exploded', request_id: 'req-ui-1' } })
       await page.route('**/api/v1/version', (route) => route.fulfill({ status: 500, contentType: 'application/json', body }))
       await page.goto(`${base}/`)
 

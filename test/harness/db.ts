@@ -91,13 +91,24 @@ export async function dropPostgresDatabase(url: string): Promise<void> {
   await withAdmin((sql) => sql.unsafe(`drop database if exists "${name}" with (force)`))
 }
 
-/** Drops databases left behind by earlier, interrupted runs. */
+/** Drops databases left behind by interrupted runs: only those whose creating process is gone. */
 export async function dropStaleTestDatabases(): Promise<number> {
   return withAdmin(async (sql) => {
     const rows = await sql<{ datname: string }[]>`select datname from pg_database where datname like ${TEST_DB_PREFIX + '%'}`
-    for (const { datname } of rows) await sql.unsafe(`drop database if exists "${datname}" with (force)`)
-    return rows.length
+    const stale = rows.filter(({ datname }) => !processAlive(Number(datname.slice(TEST_DB_PREFIX.length).split('_')[0])))
+    for (const { datname } of stale) await sql.unsafe(`drop database if exists "${datname}" with (force)`)
+    return stale.length
   })
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 function databaseUrl(name: string): string {

@@ -54,7 +54,7 @@ async function readJson(res: Response, path: string): Promise<unknown> {
 
 function toApiError(res: Response, path: string, body: unknown): ApiError {
   if (isErrorBody(body)) {
-    const { code, message, details, requestId } = body.error
+    const { code, message, details, request_id: requestId } = body.error
     return new ApiError(res.status, code, message, details, requestId)
   }
   const reason = res.statusText ? `${res.status} ${res.statusText}` : String(res.status)

@@ -71,10 +71,10 @@ describe('auditMutations', () => {
     const [row, ...rest] = await rows()
     assert.equal(rest.length, 0)
     assert.deepEqual(
-      { actor: row?.actor, action: row?.action, resource: row?.resource, clientAddress: row?.clientAddress, requestId: row?.requestId, outcome: row?.outcome, summary: row?.summary },
+      { actor: row?.actor, action: row?.action, resource: row?.resource, client_address: row?.client_address, request_id: row?.request_id, outcome: row?.outcome, summary: row?.summary },
       {
         actor: { type: 'user', id: 'u-op', name: 'olga' }, action: 'users.create', resource: { type: 'users', id: 'u-new' },
-        clientAddress: '198.51.100.9', requestId: res.headers.get('x-request-id'), outcome: 'success',
+        client_address: '198.51.100.9', request_id: res.headers.get('x-request-id'), outcome: 'success',
         summary: { username: 'dave', role: 'viewer', password: '[redacted]', status: 201 },
       },
     )
@@ -149,7 +149,7 @@ describe('auditMutations', () => {
     assert.ok(record, lines.join(''))
     assert.equal(record.level, 'error')
     assert.equal(record.action, 'users.update')
-    assert.equal(record.requestId, res.headers.get('x-request-id'))
+    assert.equal(record.request_id, res.headers.get('x-request-id'))
   })
 
   test('concurrent requests still leave an intact chain', async () => {

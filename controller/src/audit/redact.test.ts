@@ -32,8 +32,10 @@ describe('redactSummary', () => {
   test('redacts credential-shaped values under innocent keys', () => {
     const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'
     const pem = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----'
-    assert.deepEqual(redactSummary({ note: `see ${jwt}`, header: 'Bearer abcdefgh12345', file: pem, plan: 'basic plan' }), {
-      note: REDACTED, header: REDACTED, file: REDACTED, plan: 'basic plan',
+    const apiToken = `opsc_${'A1b2C3d4'.repeat(5)}`
+    const refresh = `opsc_rt_${'x-Y_z9'.repeat(7)}`
+    assert.deepEqual(redactSummary({ note: `see ${jwt}`, header: 'Bearer abcdefgh12345', file: pem, plan: 'basic plan', pasted: `use ${apiToken}`, rt: refresh, mode: 'opsc_default' }), {
+      note: REDACTED, header: REDACTED, file: REDACTED, plan: 'basic plan', pasted: REDACTED, rt: REDACTED, mode: 'opsc_default',
     })
   })
 

@@ -2,8 +2,10 @@
 const SECRET_KEY = /pass(word|phrase)?|secret|token|totp|otp|hash|private|key|credential|authorization|cookie|recovery/i
 // Identifiers and facts about a secret are not the secret: `tokenId`, `tokenName`, `keyCount`, `passwordChangedAt`.
 const SAFE_SUFFIX = /(^|[a-z0-9_])(Id|Ids|Name|Count|At|Enabled|_id|_ids|_name|_count|_at|_enabled)$/
-// Values that are secrets whatever their key: bearer credentials, JWTs, PEM private keys.
-const SECRET_VALUE = /^\s*(bearer|basic)\s+[\w.~+/-]{8,}=*\s*$|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----/i
+// Values that are secrets whatever their key: bearer credentials, JWTs, PEM private keys, and our
+// own API (`opsc_…`) and refresh (`opsc_rt_…`) tokens.
+const SECRET_VALUE =
+  /^\s*(bearer|basic)\s+[\w.~+/-]{8,}=*\s*$|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----|\bopsc_[\w-]{20,}/i
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 
 export const REDACTED = '[redacted]'

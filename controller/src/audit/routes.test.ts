@@ -41,7 +41,7 @@ function appAs(principal: Principal | undefined) {
     .onError(onError)
 }
 
-type ErrorBody = { error: { code: string; message: string; details?: { path: string; message: string }[]; requestId?: string } }
+type ErrorBody = { error: { code: string; message: string; details?: { path: string; message: string }[]; request_id?: string } }
 
 describe('GET /api/v1/audit', () => {
   test('gives an admin the newest rows first, camelCased, with a cursor that fetches the rest', async () => {
@@ -52,8 +52,8 @@ describe('GET /api/v1/audit', () => {
     assert.deepEqual(first.items.map((e) => e.action), ['users.update', 'auth.logout', 'jobs.run'])
     const [top] = first.items
     assert.deepEqual(
-      { at: top?.at, actor: top?.actor, resource: top?.resource, outcome: top?.outcome, summary: top?.summary, clientAddress: top?.clientAddress, requestId: top?.requestId },
-      { at: '2025-02-01T00:04:00.000Z', actor: { type: 'user', id: 'u-1', name: 'alice' }, resource: { type: 'users', id: 'u-4' }, outcome: 'success', summary: { i: 4 }, clientAddress: null, requestId: null },
+      { at: top?.at, actor: top?.actor, resource: top?.resource, outcome: top?.outcome, summary: top?.summary, client_address: top?.client_address, request_id: top?.request_id },
+      { at: '2025-02-01T00:04:00.000Z', actor: { type: 'user', id: 'u-1', name: 'alice' }, resource: { type: 'users', id: 'u-4' }, outcome: 'success', summary: { i: 4 }, client_address: null, request_id: null },
     )
     assert.match(top?.hash ?? '', /^[0-9a-f]{64}$/)
     assert.ok(first.next)
@@ -67,7 +67,7 @@ describe('GET /api/v1/audit', () => {
     const app = appAs(user('admin'))
     const actions = async (qs: string) => ((await (await app.request(`/api/v1/audit?${qs}`)).json()) as AuditListResponse).items.map((e) => e.action)
     assert.deepEqual(await actions('action=auth.*'), ['auth.logout', 'auth.login'])
-    assert.deepEqual(await actions('actor=alice&resourceType=users&resourceId=u-2'), ['jobs.run'])
+    assert.deepEqual(await actions('actor=alice&resource_type=users&resource_id=u-2'), ['jobs.run'])
     assert.deepEqual(await actions(`from=${encodeURIComponent('2025-02-01T00:01:00Z')}&to=${encodeURIComponent('2025-02-01T01:03:00+01:00')}`), ['jobs.run', 'users.create'])
     assert.deepEqual(await actions('actor=nobody'), [])
   })
@@ -85,7 +85,7 @@ describe('GET /api/v1/audit', () => {
     assert.equal(res.status, 400)
     const body = (await res.json()) as ErrorBody
     assert.equal(body.error.code, 'VALIDATION')
-    assert.equal(body.error.requestId, res.headers.get('x-request-id'))
+    assert.equal(body.error.request_id, res.headers.get('x-request-id'))
     assert.deepEqual(body.error.details?.map((d) => d.path), ['cursor'])
   })
 

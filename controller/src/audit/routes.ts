@@ -16,8 +16,8 @@ export const AuditQuery = z
     ...PageQuery.shape,
     actor: z.string().min(1).max(200).optional(),
     action: z.string().max(200).regex(/^[^*]+\*?$/, 'an action name, or a prefix ending in * (auth.*)').optional(),
-    resourceType: z.string().min(1).max(200).optional(),
-    resourceId: z.string().min(1).max(500).optional(),
+    resource_type: z.string().min(1).max(200).optional(),
+    resource_id: z.string().min(1).max(500).optional(),
     from: Time.optional(),
     to: Time.optional(),
   })
@@ -25,7 +25,8 @@ export const AuditQuery = z
 export type AuditQuery = z.infer<typeof AuditQuery>
 
 export const auditRoutes = new Hono<AppEnv>().get('/', allow('admin'), async (c) => {
-  const { limit, cursor, ...filters } = parseQuery(AuditQuery, c.req.query())
+  const { limit, cursor, resource_type, resource_id, ...rest } = parseQuery(AuditQuery, c.req.query())
+  const filters = { ...rest, resourceType: resource_type, resourceId: resource_id }
   const body: AuditListResponse = await listAudit(c.var.ctx.db, filters, { limit, cursor })
   return c.json(body)
 })

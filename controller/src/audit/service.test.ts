@@ -242,10 +242,10 @@ describe('listAudit', () => {
   test('returns API-shaped events', async () => {
     const [event] = (await listAudit(db, { action: 'jobs.run' }, { limit: 1 })).items
     assert.deepEqual(
-      { ...event, hash: typeof event?.hash, prevHash: typeof event?.prevHash, id: typeof event?.id },
+      { ...event, hash: typeof event?.hash, prev_hash: typeof event?.prev_hash, id: typeof event?.id },
       {
         id: 'number', at: '2025-01-01T02:00:00.000Z', actor: { type: 'api_token', id: 't-bob', name: 'bob/ci' }, action: 'jobs.run',
-        resource: { type: 'jobs', id: 'j-1' }, clientAddress: null, requestId: null, outcome: 'success', summary: {}, prevHash: 'string', hash: 'string',
+        resource: { type: 'jobs', id: 'j-1' }, client_address: null, request_id: null, outcome: 'success', summary: {}, prev_hash: 'string', hash: 'string',
       },
     )
   })

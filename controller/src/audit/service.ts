@@ -26,11 +26,11 @@ export interface AuditEvent {
   actor: { type: Actor['type']; id: string | null; name: string | null }
   action: string
   resource: { type: string | null; id: string | null }
-  clientAddress: string | null
-  requestId: string | null
+  client_address: string | null
+  request_id: string | null
   outcome: AuditOutcome
   summary: Record<string, Json>
-  prevHash: string | null
+  prev_hash: string | null
   hash: string
 }
 
@@ -162,11 +162,11 @@ function toEvent(row: AuditRow): AuditEvent {
     actor: { type: row.actorType, id: row.actorId, name: row.actorName },
     action: row.action,
     resource: { type: row.resourceType, id: row.resourceId },
-    clientAddress: row.clientAddress,
-    requestId: row.requestId,
+    client_address: row.clientAddress,
+    request_id: row.requestId,
     outcome: row.outcome,
     summary: row.summary as Record<string, Json>,
-    prevHash: row.prevHash,
+    prev_hash: row.prevHash,
     hash: row.hash,
   }
 }

@@ -73,10 +73,10 @@ describe('errors and routing', () => {
       const res = await app().request(url, { method })
       assert.equal(res.status, 404, `${method} ${url}`)
       assert.match(res.headers.get('content-type') ?? '', /application\/json/)
-      const body = (await res.json()) as { error: { code: string; message: string; requestId: string } }
+      const body = (await res.json()) as { error: { code: string; message: string; request_id: string } }
       assert.equal(body.error.code, 'NOT_FOUND')
       assert.equal(body.error.message, `no route for ${method} ${url}`)
-      assert.equal(body.error.requestId, res.headers.get('x-request-id'))
+      assert.equal(body.error.request_id, res.headers.get('x-request-id'))
     }
   })
 
