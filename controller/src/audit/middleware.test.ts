@@ -149,7 +149,7 @@ describe('auditMutations', () => {
     assert.ok(record, lines.join(''))
     assert.equal(record.level, 'error')
     assert.equal(record.action, 'users.update')
-    assert.equal(record.request_id, res.headers.get('x-request-id'))
+    assert.equal(record.requestId, res.headers.get('x-request-id'))
   })
 
   test('concurrent requests still leave an intact chain', async () => {

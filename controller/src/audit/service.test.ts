@@ -78,14 +78,14 @@ describe('appendAudit', () => {
   test('links each row to the one before it', async () => {
     const a = await appendAudit(db, entry(), new Date())
     const b = await appendAudit(db, entry({ actor: SYSTEM_ACTOR, action: 'system.start' }), new Date())
-    assert.equal(b.prevHash, a.hash)
+    assert.equal(b.prev_hash, a.hash)
     assert.ok(b.id > a.id)
   })
 
   test('concurrent appends produce one intact chain', async () => {
     const n = 50
     const events = await Promise.all(Array.from({ length: n }, (_, i) => appendAudit(db, entry({ resourceId: `r-${i}` }), new Date())))
-    assert.equal(new Set(events.map((e) => e.prevHash)).size, n, 'no two rows share a predecessor')
+    assert.equal(new Set(events.map((e) => e.prev_hash)).size, n, 'no two rows share a predecessor')
     const result = await verifyAuditChain(db)
     assert.equal(result.ok, true, JSON.stringify(result))
     assert.equal(result.rows, n)

@@ -37,7 +37,7 @@ describe('login', () => {
     const unknown = await login('nobody-at-all', 'not the password')
     assert.equal(wrong.status, 401)
     assert.equal(unknown.status, 401)
-    const strip = (b: { error: { request_id?: string } }) => ({ ...b.error, requestId: undefined })
+    const strip = (b: { error: { request_id?: string } }) => ({ ...b.error, request_id: undefined })
     assert.deepEqual(strip(wrong.body), strip(unknown.body))
     assert.equal(wrong.body.error.message, 'invalid username or password')
   })
