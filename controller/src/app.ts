@@ -9,6 +9,8 @@ import { authenticate } from './auth/middleware.ts'
 import { authRoutes } from './auth/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
 import { settingsRoutes } from './settings/routes.ts'
+import { targetGroupsRoutes } from './target-groups/routes.ts'
+import { targetsRoutes } from './targets/routes.ts'
 import { usersRoutes } from './users/routes.ts'
 import { apiNotFound, onError } from './http/errors.ts'
 import { staticUi } from './http/static-ui.ts'
@@ -30,6 +32,8 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/api-tokens', apiTokensRoutes)
     .route('/settings', settingsRoutes)
     .route('/audit', auditRoutes)
+    .route('/targets', targetsRoutes)
+    .route('/target-groups', targetGroupsRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

@@ -37,11 +37,15 @@ export const ControllerConfig = z
       .refine((v) => v === undefined || /^postgres(ql)?:\/\/.+/.test(v), {
         message: 'DATABASE_URL must be a postgres:// or postgresql:// URL (unset it to use the embedded database)',
       }),
+    /** One base64 key, or several comma-separated during a rotation (`new,old`): the first is current. */
     OPSC_MASTER_KEY: z
       .string()
       .optional()
-      .refine((v) => v === undefined || Buffer.from(v, 'base64').length === 32, {
-        message: 'OPSC_MASTER_KEY must be 32 bytes encoded as base64',
+      .refine((v) => v === undefined || v.split(',').every((k) => Buffer.from(k.trim(), 'base64').length === 32), {
+        message: 'OPSC_MASTER_KEY must be 32 bytes encoded as base64 (several keys: comma-separated, the current one first)',
+      })
+      .refine((v) => v === undefined || new Set(v.split(',').map((k) => Buffer.from(k.trim(), 'base64').toString('hex'))).size === v.split(',').length, {
+        message: 'OPSC_MASTER_KEY lists the same key twice',
       }),
     /** Password for the initial `admin` on an empty database (unattended installs); otherwise one is generated. */
     OPSC_ADMIN_PASSWORD: z.string().optional(),

@@ -1,8 +1,10 @@
 // `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
+import { selectorsBench } from './selectors.ts'
 import { startupBench } from './startup.ts'
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   startup: startupBench,
+  selectors: selectorsBench,
 }
 
 const args = process.argv.slice(2)

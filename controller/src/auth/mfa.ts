@@ -11,7 +11,7 @@ import { findRecoveryCode, generateRecoveryCodes, hashRecoveryCode } from './rec
 import { newTotpSecret, totpUri, verifyTotp } from './totp.ts'
 
 /** Pending and active secrets share one AAD, so confirming moves the sealed value without opening it twice. */
-const totpAad = (userId: string) => `app_user:${userId}:totp`
+export const totpAad = (userId: string) => `app_user:${userId}:totp`
 
 export type SecondFactor = { ok: true; method: 'totp' | 'recovery_code' } | { ok: false }
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import path from 'node:path'
 import { inspect } from 'node:util'
 
@@ -14,6 +14,10 @@ import { inspect } from 'node:util'
  *   - blank lines and lines starting with `#` are ignored.
  * Keys are identified by their key id (first 16 hex chars of SHA-256 of the key bytes), which is
  * stored next to every sealed secret; the key itself never leaves this process.
+ *
+ * OPSC_MASTER_KEY takes the same keys comma-separated, current first. A keyring read from the key
+ * file follows the file while the controller runs (see fileKeyring), so `opsconductor keys rotate`
+ * in another process needs no restart.
  */
 
 export const MASTER_KEY_FILE = 'master.key'
@@ -60,19 +64,104 @@ export function createKeyring(keys: readonly Buffer[], source = 'memory'): Keyri
   return { current: list[0]!, keys: list, source, byId: (id) => byId.get(id) }
 }
 
+/** How a key-file keyring notices that another process rewrote the file. */
+export interface ReloadOptions {
+  /** At most this often, `current`/`keys` stat the file and re-read it when it changed. */
+  checkIntervalMs?: number
+  /** At most this often, a lookup of an unknown key id re-reads the file (ids come from stored rows and tokens). */
+  unknownKeyRetryMs?: number
+  now?: () => number
+}
+
+export const DEFAULT_RELOAD = { checkIntervalMs: 5000, unknownKeyRetryMs: 1000 } as const
+
 /**
  * The controller's master keyring: OPSC_MASTER_KEY when set (the key file is then not read or
  * created), otherwise `<dataDir>/master.key`, generated on first start.
  */
-export function loadMasterKeyring({ dataDir, envKey }: { dataDir: string; envKey?: string | undefined }): Keyring {
-  if (envKey !== undefined) {
-    const key = Buffer.from(envKey.trim(), 'base64')
-    if (key.length !== KEY_BYTES) throw new Error(`OPSC_MASTER_KEY must be ${KEY_BYTES} bytes encoded as base64`)
-    return createKeyring([key], 'OPSC_MASTER_KEY')
+export function loadMasterKeyring({ dataDir, envKey, reload }: { dataDir: string; envKey?: string | undefined; reload?: ReloadOptions }): Keyring {
+  if (envKey !== undefined) return createKeyring(parseEnvKeys(envKey), 'OPSC_MASTER_KEY')
+  const file = keyFilePath(dataDir)
+  if (readKeyFile(file) === undefined) createKeyFile(file)
+  return fileKeyring(file, reload)
+}
+
+export const keyFilePath = (dataDir: string) => path.join(dataDir, MASTER_KEY_FILE)
+
+/** `OPSC_MASTER_KEY=new,old`: comma-separated base64 keys, the first is current. */
+export function parseEnvKeys(envKey: string): Buffer[] {
+  return envKey.split(',').map((part) => {
+    const key = Buffer.from(part.trim(), 'base64')
+    if (key.length !== KEY_BYTES) throw new Error(`OPSC_MASTER_KEY must be ${KEY_BYTES} bytes encoded as base64 (several keys: comma-separated, the current one first)`)
+    return key
+  })
+}
+
+/** The keys in an existing key file (current first); undefined when there is no file. */
+export function readKeyFileKeys(file: string): Buffer[] | undefined {
+  const text = readKeyFile(file)
+  return text === undefined ? undefined : parseKeyFile(text, file)
+}
+
+/**
+ * A keyring that follows its key file. Another process may rotate the key (new key first, old keys
+ * after) and re-wrap the database while this one runs: a stored row or token naming a key id we do
+ * not know makes us re-read the file (rate-limited), and `current` follows the file within
+ * `checkIntervalMs` (one stat), so new secrets get the new key before the old one is retired.
+ * A file that cannot be read or parsed keeps the keys we have; starting again would report it.
+ */
+function fileKeyring(file: string, opts: ReloadOptions = {}): Keyring {
+  const checkIntervalMs = opts.checkIntervalMs ?? DEFAULT_RELOAD.checkIntervalMs
+  const unknownKeyRetryMs = opts.unknownKeyRetryMs ?? DEFAULT_RELOAD.unknownKeyRetryMs
+  const now = opts.now ?? Date.now
+  // Stamp before reading: a change in between is then seen at the next check.
+  let stamp = fileStamp(file)
+  let ring = createKeyring(parseKeyFile(readKeyFile(file) ?? '', file), file)
+  let checkedAt = now()
+  let missedAt = Number.NEGATIVE_INFINITY
+  const reread = () => {
+    try {
+      const nextStamp = fileStamp(file)
+      ring = createKeyring(parseKeyFile(readKeyFile(file) ?? '', file), file)
+      stamp = nextStamp
+    } catch {
+      /* keep the keys we have */
+    }
   }
-  const file = path.join(dataDir, MASTER_KEY_FILE)
-  const text = readKeyFile(file) ?? createKeyFile(file)
-  return createKeyring(parseKeyFile(text, file), file)
+  const check = () => {
+    if (now() - checkedAt < checkIntervalMs) return
+    checkedAt = now()
+    if (fileStamp(file) !== stamp) reread()
+  }
+  return {
+    get current() {
+      check()
+      return ring.current
+    },
+    get keys() {
+      check()
+      return ring.keys
+    },
+    source: file,
+    byId(id) {
+      check()
+      const known = ring.byId(id)
+      if (known || now() - missedAt < unknownKeyRetryMs) return known
+      missedAt = now()
+      reread()
+      return ring.byId(id)
+    },
+  }
+}
+
+/** Changes whenever the file is replaced (rename gives a new inode) or rewritten. */
+function fileStamp(file: string): string {
+  try {
+    const s = statSync(file, { bigint: true })
+    return `${s.ino}:${s.mtimeNs}:${s.size}`
+  } catch {
+    return 'missing'
+  }
 }
 
 /** The file's text, or undefined if it does not exist yet; refuses a file others can read. */
@@ -146,6 +235,35 @@ function createKeyFile(file: string): string {
   }
   syncDir(dir)
   return text
+}
+
+/**
+ * Replaces the key file atomically (rotation, retirement): the new content goes to a private temp
+ * file (fsynced) that is renamed over the old one, so readers see the old file or the new one.
+ */
+export function replaceKeyFile(file: string, keys: readonly Buffer[], note: string): void {
+  if (keys.length === 0) throw new Error(`${file}: refusing to write a key file without a key`)
+  const dir = path.dirname(file)
+  const text =
+    '# OpsConductor master key. Losing this file makes every stored credential unreadable: back it up.\n' +
+    '# One base64 key per line; the first is current, later lines are older keys kept for decryption.\n' +
+    `# ${note.replace(/\n/g, ' ')}\n` +
+    keys.map((k) => `${k.toString('base64')}\n`).join('')
+  const tmp = path.join(dir, `.${MASTER_KEY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const fd = openSync(tmp, 'wx', 0o600)
+  try {
+    writeSync(fd, text)
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  try {
+    renameSync(tmp, file)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw err
+  }
+  syncDir(dir)
 }
 
 function syncDir(dir: string): void {
