@@ -96,3 +96,12 @@ export function describeCause(err: unknown): string {
   const unique = parts.filter((p, i) => !parts.slice(0, i).some((q) => q.includes(p) || p.includes(q)))
   return unique.join(': ') || String(err)
 }
+
+/** A unique constraint refused the write (Postgres 23505), whichever driver reported it. */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; cause?: unknown; message?: string } | undefined
+  if (!e) return false
+  if (e.code === '23505') return true
+  if (e.cause && e.cause !== err && isUniqueViolation(e.cause)) return true
+  return /duplicate key value violates unique constraint/i.test(String(e.message))
+}

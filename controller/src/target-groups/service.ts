@@ -1,7 +1,7 @@
 import { and, asc, count, eq, gt, inArray, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import type { AppContext } from '../context.ts'
-import type { Db } from '../db/client.ts'
+import { isUniqueViolation, type Db } from '../db/client.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { checkGroupSelector, selectorCondition } from '../selectors/compile.ts'
@@ -65,10 +65,6 @@ async function assertTargetsExist(db: Db, ids: string[], path: string): Promise<
 }
 
 
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; message?: string }
-  return e?.code === '23505' || /duplicate key|unique constraint/i.test(String(e?.message))
-}
 
 export async function createGroup(ctx: AppContext, input: GroupInput): Promise<GroupDto> {
   // Parses, names only existing groups, and reaches no cycle once saved.

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, ilike, inArray, isNotNull, lt, or, sql, type SQL } fr
 import { z } from 'zod'
 import type { AppContext } from '../context.ts'
 import { credential } from '../credentials/credentials.sql.ts'
-import type { Db } from '../db/client.ts'
+import { isUniqueViolation, type Db } from '../db/client.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { parseSelector } from '../selectors/parse.ts'
@@ -109,10 +109,6 @@ async function assertConnection(db: Db, connection: ConnectionInput, selfId: str
   if (problems.length) throw new ValidationError(`invalid connection: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems)
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; cause?: { code?: string }; message?: string }
-  return e?.code === '23505' || e?.cause?.code === '23505' || /duplicate key|unique constraint/i.test(String(e?.message))
-}
 
 function nameTaken(name: string, err: unknown): AppError {
   return new AppError('CONFLICT', `a target named ${name} already exists`, [{ path: 'name', message: 'already taken' }], { cause: err })

@@ -6,7 +6,7 @@ import { SYSTEM_ACTOR, type Principal } from '../auth/principal.ts'
 import { ROLES, type Role } from '../auth/roles.ts'
 import { revokeUserSessions } from '../auth/sessions.ts'
 import type { AppContext } from '../context.ts'
-import type { Db } from '../db/client.ts'
+import { isUniqueViolation, type Db } from '../db/client.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { appUser, type AppUserRow } from './users.sql.ts'
@@ -104,7 +104,7 @@ export async function insertUser(db: Db, input: CreateUserInput & { selfRegister
       .returning()
     return { user: userDto(row!), ...(generated ? { generatedPassword: generated } : {}) }
   } catch (err) {
-    if ((err as { code?: string }).code === '23505' || /unique/i.test(String((err as Error).message))) {
+    if (isUniqueViolation(err)) {
       throw new AppError('CONFLICT', `username ${input.username} is taken`, undefined, { cause: err })
     }
     throw err
