@@ -172,6 +172,8 @@ describe('resolveSelector', () => {
     const selectors = [
       'os=linux,env=prod',
       'env=prod,role!=db',
+      'env=prod,role=web,backup=yes,env=prod',
+      'env=prod,os=linux,env=dev | role=db,env=dev',
       'os!=linux,connection=agent',
       'connection=winrm | connection=ssh,backup',
       'connection!=ssh,!backup',
@@ -288,6 +290,13 @@ describe('values are bound parameters', () => {
     const condition = await selectorCondition(db, `env="${HOSTILE}",name:"a'b*",address="x\\"y",k8s.io/zone=z`)
     const query = db.select({ id: target.id }).from(target).where(condition).toSQL()
     for (const fragment of ["drop table", "a'b", 'x"y', 'k8s.io/zone', 'zone']) assert.ok(!query.sql.includes(fragment), `${fragment} in ${query.sql}`)
-    assert.ok(query.params.includes(JSON.stringify({ env: HOSTILE })))
+    assert.ok(query.params.includes(JSON.stringify({ env: HOSTILE, 'k8s.io/zone': 'z' })), 'tag equalities of one intersection are one containment')
+  })
+
+  test('a tag key named __proto__ is an ordinary key', async () => {
+    const condition = await selectorCondition(db, '__proto__=x,env=prod')
+    const query = db.select({ id: target.id }).from(target).where(condition).toSQL()
+    assert.ok(query.params.includes('{"__proto__":"x","env":"prod"}'), JSON.stringify(query.params))
+    assert.deepEqual(await names('__proto__=x,env=prod'), [])
   })
 })

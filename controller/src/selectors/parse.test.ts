@@ -88,6 +88,13 @@ describe('parseSelector: valid forms', () => {
     ])
   })
 
+  test('field names and prefixes are lower case; other spellings are tag keys', () => {
+    assert.deepEqual(one('OS=linux,Enabled'), [
+      { kind: 'tag', key: 'OS', op: '=', value: 'linux' },
+      { kind: 'tag_exists', key: 'Enabled', negated: false },
+    ])
+  })
+
   test('built-in values are case-insensitive; tag values keep their case', () => {
     assert.deepEqual(one('os=LINUX,enabled=True,env=Prod'), [
       { kind: 'os', op: '=', value: 'linux' },

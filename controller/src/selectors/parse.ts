@@ -20,6 +20,9 @@
  * compared exactly (case-sensitive, `*` is literal); os, connection and enabled values are
  * case-insensitive and checked against their closed sets. Errors name a 1-based character
  * position and what was expected there.
+ *
+ * Disabled targets: an alternative selects them only when it tests `enabled` itself, or when the
+ * caller resolves with `{ includeDisabled: true }` (see compile.ts). README.md has examples.
  */
 import { OS_TYPES, type Connection, type OsType } from '../targets/targets.sql.ts'
 import { ValidationError } from '../errors.ts'
