@@ -7,6 +7,7 @@ import { auditRoutes } from './audit/routes.ts'
 import { declaredRoutes } from './auth/access.ts'
 import { authenticate } from './auth/middleware.ts'
 import { authRoutes } from './auth/routes.ts'
+import { credentialsRoutes } from './credentials/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
 import { settingsRoutes } from './settings/routes.ts'
 import { targetGroupsRoutes } from './target-groups/routes.ts'
@@ -32,6 +33,7 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/api-tokens', apiTokensRoutes)
     .route('/settings', settingsRoutes)
     .route('/audit', auditRoutes)
+    .route('/credentials', credentialsRoutes)
     .route('/targets', targetsRoutes)
     .route('/target-groups', targetGroupsRoutes)
   api.all('*', apiNotFound)

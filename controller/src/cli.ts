@@ -145,6 +145,23 @@ program
     await withDatabase(auditVerifyCommand)
   })
 
+const keys = program.command('keys').description('master key management (see README: Master key)')
+keys
+  .command('rotate')
+  .description('introduce a new master key (key-file mode) and re-wrap every stored secret with the current key')
+  .option('--rewrap-only', 're-wrap to the current key without creating a new one')
+  .action(async (opts: { rewrapOnly?: boolean }) => {
+    const { keysRotateCommand } = await import('./crypto/rotate.ts')
+    await withDatabase((db) => keysRotateCommand(db, config(), { rewrapOnly: opts.rewrapOnly === true }))
+  })
+keys
+  .command('retire')
+  .description('drop older master keys once no stored secret uses them')
+  .action(async () => {
+    const { keysRetireCommand } = await import('./crypto/rotate.ts')
+    await withDatabase((db) => keysRetireCommand(db, config()))
+  })
+
 program
   .command('version')
   .description('print the version')

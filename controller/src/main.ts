@@ -19,6 +19,7 @@ import {
   registerControllerNode,
 } from './system/service.ts'
 import { ensureTls } from './tls/pki.ts'
+import { verifyMasterKey } from './crypto/key-check.ts'
 import { loadMasterKeyring } from './crypto/master-key.ts'
 import { announceFirstAdmin } from './users/first-admin.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
@@ -67,6 +68,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     cleanups.push(() => database.close())
     const installationId = await ensureInstallation(database.db)
     const keyring = loadMasterKeyring({ dataDir: config.OPSC_DATA_DIR, envKey: config.OPSC_MASTER_KEY })
+    // A wrong master key must stop the start, not surface later as undecryptable credentials.
+    await verifyMasterKey(database.db, keyring)
     await announceFirstAdmin(database.db, config, log)
     const tls = await ensureTls({
       dataDir: config.OPSC_DATA_DIR,

@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto'
-import ssh2 from 'ssh2'
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
 import { ValidationError } from '../errors.ts'
 
 /*
@@ -24,25 +25,78 @@ function invalid(path: string, message: string): ValidationError {
   return new ValidationError(`invalid request body: ${path}: ${message}`, [{ path, message }])
 }
 
+/*
+ * Opening an encrypted OpenSSH key runs bcrypt_pbkdf in JavaScript: about 0.5 s at ssh-keygen's
+ * default 16 rounds, minutes for a key made with a large `-a`. That runs in a worker thread, so the
+ * controller's event loop (HTTP, agent streams, heartbeats) never waits for it, and is cut off after
+ * `timeoutMs`. The worker is plain CommonJS evaluated from a string, so it needs no separate file
+ * in the server bundle; it loads ssh2 by absolute path.
+ */
+const SSH2_PATH = createRequire(import.meta.url).resolve('ssh2')
+const PARSE_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const { utils } = require(workerData.ssh2)
+const describe = (r) => {
+  if (r instanceof Error) return { error: r.message }
+  const key = Array.isArray(r) ? r[0] : r
+  if (!key) return { error: 'no key' }
+  return { type: key.type, isPrivate: key.isPrivateKey(), publicSsh: key.getPublicSSH().toString('base64'), publicPem: key.getPublicPEM() }
+}
+const first = utils.parseKey(workerData.key)
+const encrypted = /Proc-Type:\\s*4,ENCRYPTED/.test(workerData.key) || (first instanceof Error && /no passphrase given/i.test(first.message))
+const parsed = !encrypted ? describe(first) : workerData.passphrase === undefined ? { error: 'no passphrase' } : describe(utils.parseKey(workerData.key, workerData.passphrase))
+parentPort.postMessage({ encrypted, parsed })
+`
+
+type ParsedSsh = { encrypted: boolean; parsed: { error: string } | { type: string; isPrivate: boolean; publicSsh: string; publicPem: string } }
+
+export const SSH_KEY_PARSE_TIMEOUT_MS = 20_000
+
+function parseSshKeyInWorker(key: string, passphrase: string | undefined, timeoutMs: number): Promise<ParsedSsh | 'timeout'> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(PARSE_WORKER, { eval: true, workerData: { ssh2: SSH2_PATH, key, passphrase } })
+    const timer = setTimeout(() => {
+      resolve('timeout')
+      void worker.terminate()
+    }, timeoutMs)
+    worker.once('message', (m: ParsedSsh) => {
+      clearTimeout(timer)
+      resolve(m)
+      void worker.terminate()
+    })
+    worker.once('error', (err) => {
+      clearTimeout(timer)
+      // The worker's error could quote its input: keep only that it failed.
+      reject(new Error('ssh key parser failed', { cause: { name: err.name } }))
+    })
+    worker.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`ssh key parser exited (${code}) without an answer`))
+    })
+  })
+}
+
 /** An OpenSSH or PEM private key (RSA, ECDSA, Ed25519), opened with its passphrase when it is encrypted. */
-export function inspectSshKey(privateKey: string, passphrase: string | undefined): SshKeyInfo {
-  const encrypted = /Proc-Type:\s*4,ENCRYPTED/.test(privateKey) || /no passphrase given/i.test(errorOf(ssh2.utils.parseKey(privateKey)) ?? '')
+export async function inspectSshKey(privateKey: string, passphrase: string | undefined, opts: { timeoutMs?: number } = {}): Promise<SshKeyInfo> {
+  const result = await parseSshKeyInWorker(privateKey, passphrase, opts.timeoutMs ?? SSH_KEY_PARSE_TIMEOUT_MS)
+  if (result === 'timeout') {
+    throw invalid('private_key', 'opening this key takes too long (its passphrase uses many key derivation rounds); re-encrypt it with `ssh-keygen -p -a 16 -f <file>`')
+  }
+  const { encrypted, parsed } = result
   if (encrypted && passphrase === undefined) throw invalid('passphrase', 'the private key is encrypted: give its passphrase')
-  const parsed = ssh2.utils.parseKey(privateKey, encrypted ? passphrase : undefined)
-  if (parsed instanceof Error) {
+  if ('error' in parsed) {
     if (encrypted) throw invalid('passphrase', 'the passphrase does not open the private key (or the key is damaged)')
     throw invalid('private_key', 'not a valid OpenSSH or PEM private key (RSA, ECDSA or Ed25519)')
   }
-  const key = Array.isArray(parsed) ? parsed[0] : parsed
-  if (!key || !key.isPrivateKey()) throw invalid('private_key', 'this is a public key; give the private key')
-  const type = SUPPORTED_SSH_KEYS.find((t) => t === key.type)
-  if (!type) throw invalid('private_key', `${key.type} keys are not supported; use Ed25519, ECDSA or RSA`)
-  const blob = key.getPublicSSH()
+  if (!parsed.isPrivate) throw invalid('private_key', 'this is a public key; give the private key')
+  const type = SUPPORTED_SSH_KEYS.find((t) => t === parsed.type)
+  if (!type) throw invalid('private_key', `${parsed.type} keys are not supported; use Ed25519, ECDSA or RSA`)
+  const blob = Buffer.from(parsed.publicSsh, 'base64')
   return {
     key_type: type,
-    bits: sshKeyBits(type, key.getPublicPEM()),
+    bits: sshKeyBits(type, parsed.publicPem),
     fingerprint: `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`,
-    public_key: `${type} ${blob.toString('base64')}`,
+    public_key: `${type} ${parsed.publicSsh}`,
     encrypted,
   }
 }
@@ -52,8 +106,6 @@ function sshKeyBits(type: SshKeyInfo['key_type'], publicPem: string): number {
   if (type.startsWith('ecdsa-sha2-nistp')) return Number(type.slice('ecdsa-sha2-nistp'.length))
   return createPublicKey(publicPem).asymmetricKeyDetails?.modulusLength ?? 0
 }
-
-const errorOf = (r: unknown) => (r instanceof Error ? r.message : undefined)
 
 export interface CertificateInfo {
   subject: string

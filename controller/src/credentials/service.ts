@@ -4,7 +4,7 @@ import { z } from 'zod'
 import { actorOf, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
 import { openSecret, sealSecret } from '../crypto/secret-box.ts'
-import type { Db } from '../db/client.ts'
+import { isUniqueViolation, type Db } from '../db/client.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { parseWith } from '../http/validate.ts'
@@ -64,8 +64,6 @@ function openSecrets(ctx: AppContext, row: CredentialRow): Record<string, unknow
   return JSON.parse(openSecret(ctx.keyring, row.secret, credentialAad(row.id)).toString('utf8')) as Record<string, unknown>
 }
 
-const isUniqueViolation = (err: unknown) => (err as { code?: string }).code === '23505' || /unique/i.test(String((err as Error)?.message))
-
 async function assertNameFree(db: Db, name: string, exceptId?: string): Promise<void> {
   const [row] = await db.select({ id: credential.id }).from(credential).where(sql`lower(${credential.name}) = lower(${name})`)
   if (row && row.id !== exceptId) throw new AppError('CONFLICT', `a credential named ${name} already exists`)
@@ -73,7 +71,7 @@ async function assertNameFree(db: Db, name: string, exceptId?: string): Promise<
 
 export async function createCredential(ctx: AppContext, principal: Principal | undefined, input: CreateCredentialInput): Promise<CredentialDto> {
   const { name, description, type, ...fields } = input
-  const { metadata, secrets } = splitFields(type, fields)
+  const { metadata, secrets } = await splitFields(type, fields)
   // Generated here, not by the database: the id is the ciphertext's AAD, so it must exist before the insert.
   const id = randomUUID()
   const now = ctx.clock()
@@ -149,7 +147,7 @@ export async function updateCredential(ctx: AppContext, principal: Principal | u
     if (Object.keys(patch).length > 0) {
       const stored = { ...pick(row.metadata, publicFields(row.type)), ...openSecrets(ctx, row) }
       const fields = parseWith(CREDENTIAL_FIELDS[row.type] as z.ZodType<Record<string, unknown>>, mergeFields(row.type, stored, patch))
-      const { metadata, secrets } = splitFields(row.type, fields)
+      const { metadata, secrets } = await splitFields(row.type, fields)
       Object.assign(changes, { metadata, secret: seal(ctx, id, secrets) })
     }
     try {

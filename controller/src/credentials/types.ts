@@ -190,10 +190,10 @@ export const UpdateCredentialInput = z
 export type UpdateCredentialInput = z.infer<typeof UpdateCredentialInput>
 
 /** What is learnt from the fields at save time (parsing keys and certificates); throws a 400 naming the field. */
-export function deriveMetadata(type: CredentialType, fields: Record<string, unknown>): Record<string, unknown> {
+export async function deriveMetadata(type: CredentialType, fields: Record<string, unknown>): Promise<Record<string, unknown>> {
   switch (type) {
     case 'ssh_key':
-      return { ...inspectSshKey(fields.private_key as string, fields.passphrase as string | undefined) }
+      return { ...(await inspectSshKey(fields.private_key as string, fields.passphrase as string | undefined)) }
     case 'certificate':
       return { ...inspectCertificate(fields as { certificate: string; private_key: string; passphrase?: string; ca?: string }) }
     case 'database':
@@ -201,9 +201,10 @@ export function deriveMetadata(type: CredentialType, fields: Record<string, unkn
       return {}
     case 'http_auth':
       return fields.headers ? { header_names: Object.keys(fields.headers as Record<string, string>) } : {}
+    case 'snmp':
+      return fields.version === 'v3' ? { security_level: fields.priv_protocol ? 'authPriv' : fields.auth_protocol ? 'authNoPriv' : 'noAuthNoPriv' } : {}
     case 'ssh_password':
     case 'winrm':
-    case 'snmp':
       return {}
     default: {
       const unknown: never = type
@@ -213,10 +214,10 @@ export function deriveMetadata(type: CredentialType, fields: Record<string, unkn
 }
 
 /** Public fields, derived facts and `has_<secret>` flags (→ metadata); secret fields (→ sealed). */
-export function splitFields(type: CredentialType, fields: Record<string, unknown>): { metadata: Record<string, unknown>; secrets: Record<string, unknown> } {
+export async function splitFields(type: CredentialType, fields: Record<string, unknown>): Promise<{ metadata: Record<string, unknown>; secrets: Record<string, unknown> }> {
   const metadata: Record<string, unknown> = {}
   for (const f of publicFields(type)) if (fields[f] !== undefined) metadata[f] = fields[f]
-  Object.assign(metadata, deriveMetadata(type, fields))
+  Object.assign(metadata, await deriveMetadata(type, fields))
   const secrets: Record<string, unknown> = {}
   for (const f of SECRET_FIELDS[type]) {
     metadata[`has_${f}`] = fields[f] !== undefined

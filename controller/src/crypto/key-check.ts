@@ -59,8 +59,10 @@ async function probeExistingSecrets(db: Db, keyring: Keyring): Promise<void> {
     try {
       openSecret(keyring, row.sealed, col.aad(row.id)).fill(0)
     } catch (err) {
-      if (err instanceof SecretDecryptError) throw masterKeyMismatch(keyring, err)
-      throw err
+      // Key ids are hashes of the keys: a wrong key always shows as an unknown id. A known id that
+      // fails to open is one damaged row, which rotation reports; it must not stop the controller.
+      if (err instanceof SecretDecryptError && err.reason === 'unknown_key') throw masterKeyMismatch(keyring, err)
+      if (!(err instanceof SecretDecryptError)) throw err
     }
   }
 }

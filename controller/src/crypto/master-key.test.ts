@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { inspect } from 'node:util'
-import { createKeyring, loadMasterKeyring, MASTER_KEY_FILE } from './master-key.ts'
+import { createKeyring, loadMasterKeyring, MASTER_KEY_FILE, replaceKeyFile } from './master-key.ts'
 
 const tempDir = () => mkdtempSync(path.join(tmpdir(), 'opsc-mk-'))
 const posix = process.platform !== 'win32'
@@ -128,4 +128,57 @@ test('processes starting at once on an empty data dir all end up with the same k
   const ids = await Promise.all(Array.from({ length: 4 }, run))
   assert.equal(new Set(ids).size, 1)
   assert.equal(ids[0], loadMasterKeyring({ dataDir }).current.id)
+})
+
+test('OPSC_MASTER_KEY takes several comma-separated keys: the first is current, all unwrap', () => {
+  const [newer, older] = [randomBytes(32), randomBytes(32)]
+  const keyring = loadMasterKeyring({ dataDir: tempDir(), envKey: ` ${newer.toString('base64')} ,${older.toString('base64')}` })
+  assert.ok(keyring.current.key.equals(newer))
+  assert.deepEqual(keyring.keys.map((k) => k.id), [createKeyring([newer]).current.id, createKeyring([older]).current.id])
+  assert.throws(() => loadMasterKeyring({ dataDir: tempDir(), envKey: `${newer.toString('base64')},c2hvcnQ=` }), /OPSC_MASTER_KEY must be 32 bytes/)
+})
+
+test('replaceKeyFile swaps the file atomically, 0600, without leaving temp files', () => {
+  const dataDir = tempDir()
+  const first = loadMasterKeyring({ dataDir })
+  const fresh = randomBytes(32)
+  replaceKeyFile(path.join(dataDir, MASTER_KEY_FILE), [fresh, first.current.key], 'rotated in a test')
+  if (posix) assert.equal(statSync(path.join(dataDir, MASTER_KEY_FILE)).mode & 0o777, 0o600)
+  assert.deepEqual(readdirSync(dataDir), [MASTER_KEY_FILE])
+  const again = loadMasterKeyring({ dataDir })
+  assert.deepEqual(again.keys.map((k) => k.id), [createKeyring([fresh]).current.id, first.current.id])
+})
+
+test('a key-file keyring re-reads the file for an unknown key id, at most once per retry interval', () => {
+  const dataDir = tempDir()
+  let clock = 0
+  const keyring = loadMasterKeyring({ dataDir, reload: { now: () => clock, checkIntervalMs: 60_000, unknownKeyRetryMs: 1000 } })
+  const old = keyring.current
+  const fresh = randomBytes(32)
+  const freshId = createKeyring([fresh]).current.id
+  assert.equal(keyring.byId('0000000000000000'), undefined, 'a miss before the rotation uses up the retry window')
+  replaceKeyFile(path.join(dataDir, MASTER_KEY_FILE), [fresh, old.key], 'rotated by another process')
+  assert.equal(keyring.byId(freshId), undefined, 'no re-read within the retry interval')
+  clock += 1000
+  assert.ok(keyring.byId(freshId)?.key.equals(fresh), 'the new key is found after re-reading')
+  assert.equal(keyring.current.id, freshId, 'and it is current from now on')
+  assert.equal(keyring.byId(old.id)?.id, old.id, 'the old key still unwraps')
+})
+
+test('a key-file keyring follows a rotated file within the check interval, and keeps its keys when the file is broken', () => {
+  const dataDir = tempDir()
+  const file = path.join(dataDir, MASTER_KEY_FILE)
+  let clock = 0
+  const keyring = loadMasterKeyring({ dataDir, reload: { now: () => clock, checkIntervalMs: 5000 } })
+  const old = keyring.current
+  const fresh = randomBytes(32)
+  replaceKeyFile(file, [fresh, old.key], 'rotated')
+  clock += 4999
+  assert.equal(keyring.current.id, old.id)
+  clock += 1
+  assert.ok(keyring.current.key.equals(fresh))
+  writeKeyFile(dataDir, 'garbage\n')
+  clock += 5000
+  assert.ok(keyring.current.key.equals(fresh), 'a broken file does not take the keys away')
+  assert.equal(keyring.byId('0123456789abcdef'), undefined)
 })

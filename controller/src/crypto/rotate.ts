@@ -195,7 +195,7 @@ async function assertOnlyCurrentKeyUsed(db: Db, keyring: Keyring): Promise<void>
   if (stale.length === 0) return
   const total = stale.reduce((n, c) => n + c.count, 0)
   const list = stale.map((c) => `${c.column} ${c.count} under key ${c.kid}${keyring.byId(c.kid) ? '' : ' (not configured)'}`).join(', ')
-  throw new AppError('PRECONDITION_FAILED', `${total} sealed value(s) still use an older master key (${list}); run \`opsconductor keys rotate\` first`, { stale })
+  throw new AppError('PRECONDITION_FAILED', `${total} sealed value(s) still use an older master key (${list}); run \`opsconductor keys rotate --rewrap-only\` first`, { stale })
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
