@@ -148,3 +148,17 @@ describe('start-up failures are one clear line', () => {
     for (const cmd of ['controller', 'migrate', 'version']) assert.match(res.stdout, new RegExp(`^  ${cmd}\\b`, 'm'))
   })
 })
+
+describe('master key', () => {
+  test('a different master key stops the start with one clear line', async () => {
+    const dataDir = tempDataDir()
+    const keyA = Buffer.alloc(32, 1).toString('base64')
+    const keyB = Buffer.alloc(32, 2).toString('base64')
+    const first = await start({ dataDir, env: { OPSC_MASTER_KEY: keyA } })
+    assert.equal((await first.stop()).code, 0)
+    const wrong = await runCli(['controller'], { OPSC_DATA_DIR: dataDir, OPSC_MASTER_KEY: keyB, OPSC_HTTP_PORT: '0', OPSC_GRPC_PORT: '0', OPSC_BIND: '127.0.0.1' })
+    assert.equal(wrong.code, 2)
+    assert.match(wrong.stderr, /^opsconductor: OPSC_MASTER_KEY: cannot decrypt credentials with the configured master key \(key id [0-9a-f]{16}\)\n$/)
+    assert.ok(!wrong.stderr.includes(keyB) && !wrong.stdout.includes(keyB))
+  })
+})
