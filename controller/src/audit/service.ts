@@ -7,6 +7,7 @@ import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { auditLog, type AuditOutcome } from './audit.sql.ts'
 import { CHAIN_BREAK_MESSAGE, checkRow, rowHash, type AuditContent, type ChainBreak } from './chain.ts'
 import { cleanString, redactSummary, type Json } from './redact.ts'
+import { escapeLike } from '../db/text-search.ts'
 
 export interface AuditEntry {
   actor: Actor
@@ -116,10 +117,6 @@ export async function listAudit(db: Db, filters: AuditFilters, page: { limit: nu
     .orderBy(desc(auditLog.id))
     .limit(page.limit + 1)
   return pageOf(rows, page.limit, toEvent, (row) => ({ id: row.id }))
-}
-
-function escapeLike(s: string): string {
-  return s.replace(/[\\%_]/g, (ch) => `\\${ch}`)
 }
 
 export type VerifyResult =

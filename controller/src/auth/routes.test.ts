@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { call, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
+import { call, createTestUser } from '../../../test/harness/auth.ts'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { createApp } from '../app.ts'
 import { createKeyring } from '../crypto/master-key.ts'

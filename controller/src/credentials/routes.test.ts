@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { desc, eq } from 'drizzle-orm'
-import { apiApp } from '../../../test/harness/api-app.ts'
 import { call, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { generateSshKey, hasSshKeygen } from '../../../test/harness/keys.ts'
@@ -9,9 +8,9 @@ import { auditLog } from '../audit/audit.sql.ts'
 import type { AppContext } from '../context.ts'
 import { target } from '../targets/targets.sql.ts'
 import { credential } from './credentials.sql.ts'
-import { credentialsRoutes } from './routes.ts'
+import { createApp } from '../app.ts'
 
-const credentialsApp = (ctx: AppContext) => apiApp(ctx, '/api/v1/credentials', credentialsRoutes)
+const credentialsApp = (ctx: AppContext) => createApp(ctx, { uiDir: '/nonexistent' })
 
 let t: TestContext
 let app: ReturnType<typeof credentialsApp>

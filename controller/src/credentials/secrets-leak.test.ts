@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import { after, before, test } from 'node:test'
-import { apiApp } from '../../../test/harness/api-app.ts'
 import { call, createTestUser, type CallResult } from '../../../test/harness/auth.ts'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { generateCertificate, generateSshKey, hasOpenssl, hasSshKeygen } from '../../../test/harness/keys.ts'
 import { auditLog } from '../audit/audit.sql.ts'
 import { createLogger } from '../log.ts'
 import { credential } from './credentials.sql.ts'
-import { credentialsRoutes } from './routes.ts'
+import { createApp } from '../app.ts'
 import { openCredential } from './service.ts'
 
 const logLines: string[] = []
@@ -30,7 +29,7 @@ function leakForms(value: string, publicKeys: string[]): string[] {
 }
 
 test('no credential secret reaches a response, a log line, an audit row or the credential table in clear', { skip: !(hasSshKeygen && hasOpenssl) && 'needs ssh-keygen and openssl' }, async () => {
-  const app = apiApp(t.ctx, '/api/v1/credentials', credentialsRoutes)
+  const app = createApp(t.ctx, { uiDir: '/nonexistent' })
   const admin = await createTestUser(t.ctx, 'admin')
   const operator = await createTestUser(t.ctx, 'operator')
   const sshKey = generateSshKey('rsa', { passphrase: 'ssh key passphrase 1', bits: 2048 })

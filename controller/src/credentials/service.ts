@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, eq, gt, ilike, or, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, or, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { actorOf, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
@@ -11,6 +11,7 @@ import { parseWith } from '../http/validate.ts'
 import { target } from '../targets/targets.sql.ts'
 import { credential, CREDENTIAL_TYPES, type CredentialRow, type CredentialType } from './credentials.sql.ts'
 import { CREDENTIAL_FIELDS, publicFields, splitFields, VARIANT_FIELD, type CreateCredentialInput, type CredentialFields, type UpdateCredentialInput } from './types.ts'
+import { containsText } from '../db/text-search.ts'
 
 /** The record id is bound into every credential ciphertext: a `secret` copied to another row does not open there. */
 export const credentialAad = (id: string) => `credential:${id}`
@@ -99,7 +100,7 @@ export async function listCredentials(ctx: AppContext, query: z.infer<typeof Lis
   const conditions = [
     after !== undefined ? gt(sql`lower(${credential.name})`, after) : undefined,
     query.type ? eq(credential.type, query.type) : undefined,
-    query.q ? ilike(credential.name, `%${escapeLike(query.q)}%`) : undefined,
+    query.q ? containsText(query.q, credential.name) : undefined,
   ].filter((c) => c !== undefined)
   const rows = await ctx.db
     .select()
@@ -110,7 +111,6 @@ export async function listCredentials(ctx: AppContext, query: z.infer<typeof Lis
   return pageOf(rows, page.limit, credentialDto, (r) => ({ n: r.name.toLowerCase() }))
 }
 
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`)
 
 /** Stored fields overlaid with the patch: omitted keeps, `null` clears. A changed variant (http_auth scheme) starts afresh. */
 function mergeFields(type: CredentialType, stored: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {

@@ -208,21 +208,16 @@ export function parseKeyFile(text: string, file: string): Buffer[] {
  * (fsynced), which is then hard-linked into place. link() fails if the name exists, so two
  * processes starting at once cannot overwrite each other's key; the loser reads the winner's file.
  */
+const KEY_FILE_HEADER =
+  '# OpsConductor master key. Losing this file makes every stored credential unreadable: back it up.\n' +
+  '# One base64 key per line; the first is current, later lines are older keys kept for decryption.\n'
+
 function createKeyFile(file: string): string {
   const dir = path.dirname(file)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const text =
-    '# OpsConductor master key. Losing this file makes every stored credential unreadable: back it up.\n' +
-    '# One base64 key per line; the first is current, later lines are older keys kept for decryption.\n' +
-    `${randomBytes(KEY_BYTES).toString('base64')}\n`
-  const tmp = path.join(dir, `.${MASTER_KEY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  const fd = openSync(tmp, 'wx', 0o600)
-  try {
-    writeSync(fd, text)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
+    KEY_FILE_HEADER + `${randomBytes(KEY_BYTES).toString('base64')}\n`
+  const tmp = writePrivateTemp(dir, text)
   try {
     linkSync(tmp, file)
   } catch (err) {
@@ -237,18 +232,8 @@ function createKeyFile(file: string): string {
   return text
 }
 
-/**
- * Replaces the key file atomically (rotation, retirement): the new content goes to a private temp
- * file (fsynced) that is renamed over the old one, so readers see the old file or the new one.
- */
-export function replaceKeyFile(file: string, keys: readonly Buffer[], note: string): void {
-  if (keys.length === 0) throw new Error(`${file}: refusing to write a key file without a key`)
-  const dir = path.dirname(file)
-  const text =
-    '# OpsConductor master key. Losing this file makes every stored credential unreadable: back it up.\n' +
-    '# One base64 key per line; the first is current, later lines are older keys kept for decryption.\n' +
-    `# ${note.replace(/\n/g, ' ')}\n` +
-    keys.map((k) => `${k.toString('base64')}\n`).join('')
+/** A new 0600 file beside the key file, written and fsynced, to be linked or renamed into place. */
+function writePrivateTemp(dir: string, text: string): string {
   const tmp = path.join(dir, `.${MASTER_KEY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
   const fd = openSync(tmp, 'wx', 0o600)
   try {
@@ -257,6 +242,21 @@ export function replaceKeyFile(file: string, keys: readonly Buffer[], note: stri
   } finally {
     closeSync(fd)
   }
+  return tmp
+}
+
+/**
+ * Replaces the key file atomically (rotation, retirement): the new content goes to a private temp
+ * file (fsynced) that is renamed over the old one, so readers see the old file or the new one.
+ */
+export function replaceKeyFile(file: string, keys: readonly Buffer[], note: string): void {
+  if (keys.length === 0) throw new Error(`${file}: refusing to write a key file without a key`)
+  const dir = path.dirname(file)
+  const text =
+    KEY_FILE_HEADER +
+    `# ${note.replace(/\n/g, ' ')}\n` +
+    keys.map((k) => `${k.toString('base64')}\n`).join('')
+  const tmp = writePrivateTemp(dir, text)
   try {
     renameSync(tmp, file)
   } catch (err) {

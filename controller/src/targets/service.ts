@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, ilike, inArray, isNotNull, lt, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, isNotNull, lt, or, sql, type SQL } from 'drizzle-orm'
 import { z } from 'zod'
 import type { AppContext } from '../context.ts'
 import { credential } from '../credentials/credentials.sql.ts'
@@ -9,6 +9,7 @@ import { parseSelector } from '../selectors/parse.ts'
 import { selectorCondition } from '../selectors/compile.ts'
 import type { ConnectionInput, TargetInput, TargetPatch } from './schemas.ts'
 import { OS_TYPES, target, targetGroup, targetGroupMember, type Connection, type TargetRow } from './targets.sql.ts'
+import { containsText } from '../db/text-search.ts'
 
 /** A target counts as online when it answered (agent heartbeat, connection test) this recently. */
 export const ONLINE_WINDOW_MS = 2 * 60_000
@@ -187,7 +188,6 @@ export const ListTargetsQuery = z.object({
 })
 export type ListTargetsQuery = z.infer<typeof ListTargetsQuery>
 
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`)
 
 function tagConditions(tag: ListTargetsQuery['tag']): SQL[] {
   const list = tag === undefined ? [] : Array.isArray(tag) ? tag : [tag]
@@ -215,7 +215,7 @@ export async function listTargets(ctx: AppContext, query: ListTargetsQuery, page
   const onlineSince = new Date(now.getTime() - ONLINE_WINDOW_MS)
   const conditions: (SQL | undefined)[] = [
     after !== undefined ? gt(sql`lower(${target.name})`, after) : undefined,
-    query.q ? or(ilike(target.name, `%${escapeLike(query.q)}%`), ilike(target.address, `%${escapeLike(query.q)}%`)) : undefined,
+    query.q ? containsText(query.q, target.name, target.address) : undefined,
     query.os ? eq(target.osType, query.os) : undefined,
     query.connection ? sql`(${target.connection}->>'type') = ${query.connection}` : undefined,
     query.enabled ? eq(target.enabled, query.enabled === 'true') : undefined,

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gt, ilike, ne, or, sql } from 'drizzle-orm'
+import { and, asc, count, eq, gt, ne, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { appendAudit } from '../audit/service.ts'
 import { hashPassword, passwordProblem, randomPassword } from '../auth/passwords.ts'
@@ -10,6 +10,7 @@ import { isUniqueViolation, type Db } from '../db/client.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { appUser, type AppUserRow } from './users.sql.ts'
+import { containsText } from '../db/text-search.ts'
 
 export const Username = z
   .string()
@@ -123,7 +124,7 @@ export async function listUsers(db: Db, query: z.infer<typeof ListUsersQuery>, p
     after !== undefined ? gt(sql`lower(${appUser.username})`, after) : undefined,
     query.role ? eq(appUser.role, query.role) : undefined,
     query.disabled ? eq(appUser.disabled, query.disabled === 'true') : undefined,
-    query.q ? or(ilike(appUser.username, `%${escapeLike(query.q)}%`), ilike(appUser.displayName, `%${escapeLike(query.q)}%`), ilike(appUser.email, `%${escapeLike(query.q)}%`)) : undefined,
+    query.q ? containsText(query.q, appUser.username, appUser.displayName, appUser.email) : undefined,
   ].filter((c) => c !== undefined)
   const rows = await db
     .select()
@@ -134,7 +135,6 @@ export async function listUsers(db: Db, query: z.infer<typeof ListUsersQuery>, p
   return pageOf(rows, page.limit, userDto, (r) => ({ u: r.username.toLowerCase() }))
 }
 
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, (m) => `\\${m}`)
 
 export const UpdateUserInput = z
   .object({
