@@ -8,7 +8,11 @@ import * as grpc from '@grpc/grpc-js'
 import { grpcHealthCheck } from '../../../test/harness/grpc.ts'
 import {
   AgentService,
+  ConnectRequestSchema,
+  EnrollRequestSchema,
   GetControllerInfoRequestSchema,
+  type ConnectResponse,
+  type EnrollResponse,
   type GetControllerInfoResponse,
 } from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import { grpcServiceDefinition } from '../../../proto/src/grpc.ts'
@@ -67,6 +71,31 @@ test('GetControllerInfo judges the agent protocol version', async () => {
   assert.equal(same.compatible, true)
   assert.equal((await controllerInfo(1, 1)).compatible, true)
   assert.equal((await controllerInfo(2, 0)).compatible, false)
+})
+
+test('Enroll and Connect are served, and answer UNIMPLEMENTED until the gateway implements them', async () => {
+  // grpc-js answers UNIMPLEMENTED for unknown methods too; the detail proves the controller registered them.
+  const client = new AgentClient(address, grpc.credentials.createSsl(Buffer.from(tls.caCertPem!)))
+  try {
+    const enroll = (client as unknown as { enroll: UnaryFn<unknown, EnrollResponse> }).enroll.bind(client)
+    await assert.rejects(
+      new Promise((resolve, reject) => enroll(create(EnrollRequestSchema, { enrollmentToken: 't' }), (err, res) => (err ? reject(err) : resolve(res)))),
+      (err: grpc.ServiceError) => {
+        assert.equal(err.code, grpc.status.UNIMPLEMENTED)
+        assert.match(err.details, /^AgentService\.Enroll is not served by this controller yet$/)
+        return true
+      },
+    )
+    const stream = (client as unknown as { connect(): grpc.ClientDuplexStream<unknown, ConnectResponse> }).connect()
+    const ended = new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve))
+    stream.on('data', () => assert.fail('Connect must not send frames yet'))
+    stream.write(create(ConnectRequestSchema, { frame: { case: 'hello', value: { agentId: 'agent-1' } } }))
+    const err = await ended
+    assert.equal(err.code, grpc.status.UNIMPLEMENTED)
+    assert.match(err.details, /^AgentService\.Connect is not served by this controller yet$/)
+  } finally {
+    client.close()
+  }
 })
 
 test('a port already in use is a ListenError naming OPSC_GRPC_PORT', async () => {

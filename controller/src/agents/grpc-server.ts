@@ -5,6 +5,10 @@ import {
   AgentService,
   GetControllerInfoResponseSchema,
   ProtocolVersionSchema,
+  type ConnectRequest,
+  type ConnectResponse,
+  type EnrollRequest,
+  type EnrollResponse,
   type GetControllerInfoRequest,
   type GetControllerInfoResponse,
 } from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
@@ -50,6 +54,13 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         }),
       )
     },
+    // Served explicitly so a client learns the method exists but is not ready, rather than grpc-js's "unknown method".
+    enroll: (_call: grpc.ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: grpc.sendUnaryData<EnrollResponse>) => {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: notYetServed('Enroll') })
+    },
+    connect: (call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>) => {
+      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: notYetServed('Connect') })
+    },
   })
   const credentials = grpc.ServerCredentials.createSsl(null, [
     { private_key: Buffer.from(opts.tls.keyPem), cert_chain: Buffer.from(opts.tls.certPem) },
@@ -80,6 +91,11 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         })
       })),
   }
+}
+
+/** The UNIMPLEMENTED detail for AgentService methods this controller does not serve yet. */
+function notYetServed(method: string): string {
+  return `AgentService.${method} is not served by this controller yet`
 }
 
 /** grpc-js reports bind failures as plain messages; recover the errno for a clear operator message. */

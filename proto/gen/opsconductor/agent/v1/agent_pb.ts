@@ -2,15 +2,17 @@
 // @generated from file opsconductor/agent/v1/agent.proto (package opsconductor.agent.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { AssignmentAccepted, AssignmentRejected, AssignmentResult, Cancel, FileChunk, OutputAck, OutputChunk, ResultAck, SecurityEvent, SignedAssignment } from "./run_pb.ts";
+import { file_opsconductor_agent_v1_run } from "./run_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file opsconductor/agent/v1/agent.proto.
  */
 export const file_opsconductor_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("CiFvcHNjb25kdWN0b3IvYWdlbnQvdjEvYWdlbnQucHJvdG8SFW9wc2NvbmR1Y3Rvci5hZ2VudC52MSIvCg9Qcm90b2NvbFZlcnNpb24SDQoFbWFqb3IYASABKA0SDQoFbWlub3IYAiABKA0icQoYR2V0Q29udHJvbGxlckluZm9SZXF1ZXN0Ej4KDmFnZW50X3Byb3RvY29sGAEgASgLMiYub3BzY29uZHVjdG9yLmFnZW50LnYxLlByb3RvY29sVmVyc2lvbhIVCg1hZ2VudF92ZXJzaW9uGAIgASgJIqkBChlHZXRDb250cm9sbGVySW5mb1Jlc3BvbnNlEhoKEmNvbnRyb2xsZXJfdmVyc2lvbhgBIAEoCRJDChNjb250cm9sbGVyX3Byb3RvY29sGAIgASgLMiYub3BzY29uZHVjdG9yLmFnZW50LnYxLlByb3RvY29sVmVyc2lvbhISCgpjb21wYXRpYmxlGAMgASgIEhcKD2luc3RhbGxhdGlvbl9pZBgEIAEoCTKGAQoMQWdlbnRTZXJ2aWNlEnYKEUdldENvbnRyb2xsZXJJbmZvEi8ub3BzY29uZHVjdG9yLmFnZW50LnYxLkdldENvbnRyb2xsZXJJbmZvUmVxdWVzdBowLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5HZXRDb250cm9sbGVySW5mb1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiFvcHNjb25kdWN0b3IvYWdlbnQvdjEvYWdlbnQucHJvdG8SFW9wc2NvbmR1Y3Rvci5hZ2VudC52MSIvCg9Qcm90b2NvbFZlcnNpb24SDQoFbWFqb3IYASABKA0SDQoFbWlub3IYAiABKA0icQoYR2V0Q29udHJvbGxlckluZm9SZXF1ZXN0Ej4KDmFnZW50X3Byb3RvY29sGAEgASgLMiYub3BzY29uZHVjdG9yLmFnZW50LnYxLlByb3RvY29sVmVyc2lvbhIVCg1hZ2VudF92ZXJzaW9uGAIgASgJIqkBChlHZXRDb250cm9sbGVySW5mb1Jlc3BvbnNlEhoKEmNvbnRyb2xsZXJfdmVyc2lvbhgBIAEoCRJDChNjb250cm9sbGVyX3Byb3RvY29sGAIgASgLMiYub3BzY29uZHVjdG9yLmFnZW50LnYxLlByb3RvY29sVmVyc2lvbhISCgpjb21wYXRpYmxlGAMgASgIEhcKD2luc3RhbGxhdGlvbl9pZBgEIAEoCSIwCgpTaWduaW5nS2V5Eg4KBmtleV9pZBgBIAEoCRISCgpwdWJsaWNfa2V5GAIgASgMIuwBCglIb3N0RmFjdHMSEAoIaG9zdG5hbWUYASABKAkSDAoEZnFkbhgCIAEoCRIyCgJvcxgDIAEoDjImLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5PcGVyYXRpbmdTeXN0ZW0SEgoKb3NfdmVyc2lvbhgEIAEoCRIWCg5rZXJuZWxfdmVyc2lvbhgFIAEoCRIMCgRhcmNoGAYgASgJEhQKDGlwX2FkZHJlc3NlcxgHIAMoCRISCgptYWNoaW5lX2lkGAggASgJEhEKCWNwdV9jb3VudBgJIAEoDRIUCgxtZW1vcnlfYnl0ZXMYCiABKAQi5QEKDUVucm9sbFJlcXVlc3QSGAoQZW5yb2xsbWVudF90b2tlbhgBIAEoCRI+Cg5hZ2VudF9wcm90b2NvbBgCIAEoCzImLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5Qcm90b2NvbFZlcnNpb24SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIbChNpZGVudGl0eV9wdWJsaWNfa2V5GAQgASgMEhYKDmJveF9wdWJsaWNfa2V5GAUgASgMEi4KBGhvc3QYBiABKAsyIC5vcHNjb25kdWN0b3IuYWdlbnQudjEuSG9zdEZhY3RzIuoBCg5FbnJvbGxSZXNwb25zZRIQCghhZ2VudF9pZBgBIAEoCRI3CgxzaWduaW5nX2tleXMYAiADKAsyIS5vcHNjb25kdWN0b3IuYWdlbnQudjEuU2lnbmluZ0tleRITCgtjYV9jZXJ0X3BlbRgDIAEoCRJDChNjb250cm9sbGVyX3Byb3RvY29sGAQgASgLMiYub3BzY29uZHVjdG9yLmFnZW50LnYxLlByb3RvY29sVmVyc2lvbhIaChJjb250cm9sbGVyX3ZlcnNpb24YBSABKAkSFwoPaW5zdGFsbGF0aW9uX2lkGAYgASgJIvYDCg5Db25uZWN0UmVxdWVzdBItCgVoZWxsbxgBIAEoCzIcLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5IZWxsb0gAEkYKEmNoYWxsZW5nZV9yZXNwb25zZRgCIAEoCzIoLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5DaGFsbGVuZ2VSZXNwb25zZUgAEjUKCWhlYXJ0YmVhdBgDIAEoCzIgLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5IZWFydGJlYXRIABI9CghhY2NlcHRlZBgEIAEoCzIpLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5Bc3NpZ25tZW50QWNjZXB0ZWRIABI9CghyZWplY3RlZBgFIAEoCzIpLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5Bc3NpZ25tZW50UmVqZWN0ZWRIABI0CgZvdXRwdXQYBiABKAsyIi5vcHNjb25kdWN0b3IuYWdlbnQudjEuT3V0cHV0Q2h1bmtIABI5CgZyZXN1bHQYByABKAsyJy5vcHNjb25kdWN0b3IuYWdlbnQudjEuQXNzaWdubWVudFJlc3VsdEgAEj4KDnNlY3VyaXR5X2V2ZW50GAggASgLMiQub3BzY29uZHVjdG9yLmFnZW50LnYxLlNlY3VyaXR5RXZlbnRIAEIHCgVmcmFtZSLLBAoPQ29ubmVjdFJlc3BvbnNlEjUKCWNoYWxsZW5nZRgBIAEoCzIgLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5DaGFsbGVuZ2VIABI0CgVyZWFkeRgCIAEoCzIjLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5TZXNzaW9uUmVhZHlIABI1CgloZWFydGJlYXQYAyABKAsyIC5vcHNjb25kdWN0b3IuYWdlbnQudjEuSGVhcnRiZWF0SAASPQoKYXNzaWdubWVudBgEIAEoCzInLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5TaWduZWRBc3NpZ25tZW50SAASLwoGY2FuY2VsGAUgASgLMh0ub3BzY29uZHVjdG9yLmFnZW50LnYxLkNhbmNlbEgAEjYKCm91dHB1dF9hY2sYBiABKAsyIC5vcHNjb25kdWN0b3IuYWdlbnQudjEuT3V0cHV0QWNrSAASNgoKcmVzdWx0X2FjaxgHIAEoCzIgLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5SZXN1bHRBY2tIABItCgVkcmFpbhgIIAEoCzIcLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5EcmFpbkgAEkQKC3NpZ25pbmdfa2V5GAkgASgLMi0ub3BzY29uZHVjdG9yLmFnZW50LnYxLlNpZ25pbmdLZXlBbm5vdW5jZW1lbnRIABI2CgpmaWxlX2NodW5rGAogASgLMiAub3BzY29uZHVjdG9yLmFnZW50LnYxLkZpbGVDaHVua0gAQgcKBWZyYW1lItsBCgVIZWxsbxIQCghhZ2VudF9pZBgBIAEoCRI+Cg5hZ2VudF9wcm90b2NvbBgCIAEoCzImLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5Qcm90b2NvbFZlcnNpb24SFQoNYWdlbnRfdmVyc2lvbhgDIAEoCRIuCgRob3N0GAQgASgLMiAub3BzY29uZHVjdG9yLmFnZW50LnYxLkhvc3RGYWN0cxIgChhpbl9mbGlnaHRfYXNzaWdubWVudF9pZHMYBSADKAkSFwoPc2lnbmluZ19rZXlfaWRzGAYgAygJIjUKCUNoYWxsZW5nZRINCgVub25jZRgBIAEoDBIZChFpc3N1ZWRfYXRfdW5peF9tcxgCIAEoAyJBChFDaGFsbGVuZ2VSZXNwb25zZRIZChFzaWduZWRfYXRfdW5peF9tcxgBIAEoAxIRCglzaWduYXR1cmUYAiABKAwi5AIKDFNlc3Npb25SZWFkeRISCgpzZXNzaW9uX2lkGAEgASgJEhUKDWNvbnRyb2xsZXJfaWQYAiABKAkSQwoTY29udHJvbGxlcl9wcm90b2NvbBgDIAEoCzImLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5Qcm90b2NvbFZlcnNpb24SGgoSY29udHJvbGxlcl92ZXJzaW9uGAQgASgJEh0KFWhlYXJ0YmVhdF9pbnRlcnZhbF9tcxgFIAEoAxIcChRoZWFydGJlYXRfdGltZW91dF9tcxgGIAEoAxIbChNzZXJ2ZXJfdGltZV91bml4X21zGAcgASgDEjUKC291dHB1dF9hY2tzGAggAygLMiAub3BzY29uZHVjdG9yLmFnZW50LnYxLk91dHB1dEFjaxI3CgxzaWduaW5nX2tleXMYCSADKAsyIS5vcHNjb25kdWN0b3IuYWdlbnQudjEuU2lnbmluZ0tleSJECglIZWFydGJlYXQSFwoPc2VudF9hdF91bml4X21zGAEgASgDEh4KFnJ1bm5pbmdfYXNzaWdubWVudF9pZHMYAiADKAkiUgoFRHJhaW4SDgoGcmVhc29uGAEgASgJEhsKE3JlY29ubmVjdF93aW5kb3dfbXMYAiABKAMSHAoUY29udHJvbGxlcl9hZGRyZXNzZXMYAyADKAkiUQoWU2lnbmluZ0tleUFubm91bmNlbWVudBI3CgxzaWduaW5nX2tleXMYASADKAsyIS5vcHNjb25kdWN0b3IuYWdlbnQudjEuU2lnbmluZ0tleSqoAQoPT3BlcmF0aW5nU3lzdGVtEiAKHE9QRVJBVElOR19TWVNURU1fVU5TUEVDSUZJRUQQABIaChZPUEVSQVRJTkdfU1lTVEVNX0xJTlVYEAESHAoYT1BFUkFUSU5HX1NZU1RFTV9XSU5ET1dTEAISGwoXT1BFUkFUSU5HX1NZU1RFTV9EQVJXSU4QAxIcChhPUEVSQVRJTkdfU1lTVEVNX0ZSRUVCU0QQBDK7AgoMQWdlbnRTZXJ2aWNlEnYKEUdldENvbnRyb2xsZXJJbmZvEi8ub3BzY29uZHVjdG9yLmFnZW50LnYxLkdldENvbnRyb2xsZXJJbmZvUmVxdWVzdBowLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5HZXRDb250cm9sbGVySW5mb1Jlc3BvbnNlElUKBkVucm9sbBIkLm9wc2NvbmR1Y3Rvci5hZ2VudC52MS5FbnJvbGxSZXF1ZXN0GiUub3BzY29uZHVjdG9yLmFnZW50LnYxLkVucm9sbFJlc3BvbnNlElwKB0Nvbm5lY3QSJS5vcHNjb25kdWN0b3IuYWdlbnQudjEuQ29ubmVjdFJlcXVlc3QaJi5vcHNjb25kdWN0b3IuYWdlbnQudjEuQ29ubmVjdFJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_opsconductor_agent_v1_run]);
 
 /**
  * ProtocolVersion is the version of this wire contract. Peers are compatible
@@ -38,6 +40,8 @@ export const ProtocolVersionSchema: GenMessage<ProtocolVersion> = /*@__PURE__*/
   messageDesc(file_opsconductor_agent_v1_agent, 0);
 
 /**
+ * GetControllerInfoRequest names the agent's protocol and product version.
+ *
  * @generated from message opsconductor.agent.v1.GetControllerInfoRequest
  */
 export type GetControllerInfoRequest = Message<"opsconductor.agent.v1.GetControllerInfoRequest"> & {
@@ -60,6 +64,8 @@ export const GetControllerInfoRequestSchema: GenMessage<GetControllerInfoRequest
   messageDesc(file_opsconductor_agent_v1_agent, 1);
 
 /**
+ * GetControllerInfoResponse describes the controller and judges the agent's protocol.
+ *
  * @generated from message opsconductor.agent.v1.GetControllerInfoResponse
  */
 export type GetControllerInfoResponse = Message<"opsconductor.agent.v1.GetControllerInfoResponse"> & {
@@ -96,6 +102,645 @@ export const GetControllerInfoResponseSchema: GenMessage<GetControllerInfoRespon
   messageDesc(file_opsconductor_agent_v1_agent, 2);
 
 /**
+ * SigningKey is one Ed25519 public key the controller signs assignments with.
+ *
+ * @generated from message opsconductor.agent.v1.SigningKey
+ */
+export type SigningKey = Message<"opsconductor.agent.v1.SigningKey"> & {
+  /**
+   * key_id is what SignedAssignment.key_id and Assignment.key_id name.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * public_key is the raw 32-byte Ed25519 public key (RFC 8032 encoding).
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.SigningKey.
+ * Use `create(SigningKeySchema)` to create a new message.
+ */
+export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 3);
+
+/**
+ * HostFacts describes the agent's host at enrollment (and again in every Hello).
+ *
+ * @generated from message opsconductor.agent.v1.HostFacts
+ */
+export type HostFacts = Message<"opsconductor.agent.v1.HostFacts"> & {
+  /**
+   * @generated from field: string hostname = 1;
+   */
+  hostname: string;
+
+  /**
+   * @generated from field: string fqdn = 2;
+   */
+  fqdn: string;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.OperatingSystem os = 3;
+   */
+  os: OperatingSystem;
+
+  /**
+   * os_version is the distribution/edition and version, e.g. "Debian 12" or "Windows Server 2022".
+   *
+   * @generated from field: string os_version = 4;
+   */
+  osVersion: string;
+
+  /**
+   * @generated from field: string kernel_version = 5;
+   */
+  kernelVersion: string;
+
+  /**
+   * arch is Node's process.arch, e.g. "x64" or "arm64".
+   *
+   * @generated from field: string arch = 6;
+   */
+  arch: string;
+
+  /**
+   * @generated from field: repeated string ip_addresses = 7;
+   */
+  ipAddresses: string[];
+
+  /**
+   * machine_id is a stable host identifier (/etc/machine-id, MachineGuid).
+   *
+   * @generated from field: string machine_id = 8;
+   */
+  machineId: string;
+
+  /**
+   * @generated from field: uint32 cpu_count = 9;
+   */
+  cpuCount: number;
+
+  /**
+   * @generated from field: uint64 memory_bytes = 10;
+   */
+  memoryBytes: bigint;
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.HostFacts.
+ * Use `create(HostFactsSchema)` to create a new message.
+ */
+export const HostFactsSchema: GenMessage<HostFacts> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 4);
+
+/**
+ * EnrollRequest is the agent's one-time enrollment.
+ *
+ * @generated from message opsconductor.agent.v1.EnrollRequest
+ */
+export type EnrollRequest = Message<"opsconductor.agent.v1.EnrollRequest"> & {
+  /**
+   * enrollment_token is the one-time, expiring token an operator issued.
+   *
+   * @generated from field: string enrollment_token = 1;
+   */
+  enrollmentToken: string;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.ProtocolVersion agent_protocol = 2;
+   */
+  agentProtocol?: ProtocolVersion | undefined;
+
+  /**
+   * @generated from field: string agent_version = 3;
+   */
+  agentVersion: string;
+
+  /**
+   * identity_public_key is the agent's raw 32-byte Ed25519 key; it signs Connect challenges.
+   *
+   * @generated from field: bytes identity_public_key = 4;
+   */
+  identityPublicKey: Uint8Array;
+
+  /**
+   * box_public_key is the agent's raw 32-byte X25519 key; secrets are sealed to it (nacl.box).
+   *
+   * @generated from field: bytes box_public_key = 5;
+   */
+  boxPublicKey: Uint8Array;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.HostFacts host = 6;
+   */
+  host?: HostFacts | undefined;
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.EnrollRequest.
+ * Use `create(EnrollRequestSchema)` to create a new message.
+ */
+export const EnrollRequestSchema: GenMessage<EnrollRequest> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 5);
+
+/**
+ * EnrollResponse gives the new agent what it needs to connect and verify assignments.
+ *
+ * @generated from message opsconductor.agent.v1.EnrollResponse
+ */
+export type EnrollResponse = Message<"opsconductor.agent.v1.EnrollResponse"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * signing_keys are the controller's current assignment-signing keys (more than one during a rotation).
+   *
+   * @generated from field: repeated opsconductor.agent.v1.SigningKey signing_keys = 2;
+   */
+  signingKeys: SigningKey[];
+
+  /**
+   * ca_cert_pem is the controller CA the agent pins for every later connection.
+   *
+   * @generated from field: string ca_cert_pem = 3;
+   */
+  caCertPem: string;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.ProtocolVersion controller_protocol = 4;
+   */
+  controllerProtocol?: ProtocolVersion | undefined;
+
+  /**
+   * @generated from field: string controller_version = 5;
+   */
+  controllerVersion: string;
+
+  /**
+   * @generated from field: string installation_id = 6;
+   */
+  installationId: string;
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.EnrollResponse.
+ * Use `create(EnrollResponseSchema)` to create a new message.
+ */
+export const EnrollResponseSchema: GenMessage<EnrollResponse> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 6);
+
+/**
+ * ConnectRequest is one frame from the agent on the Connect stream.
+ *
+ * @generated from message opsconductor.agent.v1.ConnectRequest
+ */
+export type ConnectRequest = Message<"opsconductor.agent.v1.ConnectRequest"> & {
+  /**
+   * frame is the frame's content; Hello comes first, then ChallengeResponse, then anything else.
+   *
+   * @generated from oneof opsconductor.agent.v1.ConnectRequest.frame
+   */
+  frame: {
+    /**
+     * @generated from field: opsconductor.agent.v1.Hello hello = 1;
+     */
+    value: Hello;
+    case: "hello";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.ChallengeResponse challenge_response = 2;
+     */
+    value: ChallengeResponse;
+    case: "challengeResponse";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.Heartbeat heartbeat = 3;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.AssignmentAccepted accepted = 4;
+     */
+    value: AssignmentAccepted;
+    case: "accepted";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.AssignmentRejected rejected = 5;
+     */
+    value: AssignmentRejected;
+    case: "rejected";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.OutputChunk output = 6;
+     */
+    value: OutputChunk;
+    case: "output";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.AssignmentResult result = 7;
+     */
+    value: AssignmentResult;
+    case: "result";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.SecurityEvent security_event = 8;
+     */
+    value: SecurityEvent;
+    case: "securityEvent";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.ConnectRequest.
+ * Use `create(ConnectRequestSchema)` to create a new message.
+ */
+export const ConnectRequestSchema: GenMessage<ConnectRequest> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 7);
+
+/**
+ * ConnectResponse is one frame from the controller on the Connect stream.
+ *
+ * @generated from message opsconductor.agent.v1.ConnectResponse
+ */
+export type ConnectResponse = Message<"opsconductor.agent.v1.ConnectResponse"> & {
+  /**
+   * frame is the frame's content; Challenge comes first, SessionReady after a valid response.
+   *
+   * @generated from oneof opsconductor.agent.v1.ConnectResponse.frame
+   */
+  frame: {
+    /**
+     * @generated from field: opsconductor.agent.v1.Challenge challenge = 1;
+     */
+    value: Challenge;
+    case: "challenge";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.SessionReady ready = 2;
+     */
+    value: SessionReady;
+    case: "ready";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.Heartbeat heartbeat = 3;
+     */
+    value: Heartbeat;
+    case: "heartbeat";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.SignedAssignment assignment = 4;
+     */
+    value: SignedAssignment;
+    case: "assignment";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.Cancel cancel = 5;
+     */
+    value: Cancel;
+    case: "cancel";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.OutputAck output_ack = 6;
+     */
+    value: OutputAck;
+    case: "outputAck";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.ResultAck result_ack = 7;
+     */
+    value: ResultAck;
+    case: "resultAck";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.Drain drain = 8;
+     */
+    value: Drain;
+    case: "drain";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.SigningKeyAnnouncement signing_key = 9;
+     */
+    value: SigningKeyAnnouncement;
+    case: "signingKey";
+  } | {
+    /**
+     * @generated from field: opsconductor.agent.v1.FileChunk file_chunk = 10;
+     */
+    value: FileChunk;
+    case: "fileChunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.ConnectResponse.
+ * Use `create(ConnectResponseSchema)` to create a new message.
+ */
+export const ConnectResponseSchema: GenMessage<ConnectResponse> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 8);
+
+/**
+ * Hello opens a session: who the agent claims to be and what it still holds from before.
+ *
+ * @generated from message opsconductor.agent.v1.Hello
+ */
+export type Hello = Message<"opsconductor.agent.v1.Hello"> & {
+  /**
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.ProtocolVersion agent_protocol = 2;
+   */
+  agentProtocol?: ProtocolVersion | undefined;
+
+  /**
+   * @generated from field: string agent_version = 3;
+   */
+  agentVersion: string;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.HostFacts host = 4;
+   */
+  host?: HostFacts | undefined;
+
+  /**
+   * in_flight_assignment_ids are journaled assignments still running or with unacked output/results.
+   *
+   * @generated from field: repeated string in_flight_assignment_ids = 5;
+   */
+  inFlightAssignmentIds: string[];
+
+  /**
+   * signing_key_ids are the controller key ids the agent currently accepts.
+   *
+   * @generated from field: repeated string signing_key_ids = 6;
+   */
+  signingKeyIds: string[];
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.Hello.
+ * Use `create(HelloSchema)` to create a new message.
+ */
+export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 9);
+
+/**
+ * Challenge asks the agent to prove possession of its identity key on this TLS session.
+ *
+ * @generated from message opsconductor.agent.v1.Challenge
+ */
+export type Challenge = Message<"opsconductor.agent.v1.Challenge"> & {
+  /**
+   * nonce is 32 random bytes, fresh per session.
+   *
+   * @generated from field: bytes nonce = 1;
+   */
+  nonce: Uint8Array;
+
+  /**
+   * issued_at_unix_ms is the controller's clock when it issued the challenge.
+   *
+   * @generated from field: int64 issued_at_unix_ms = 2;
+   */
+  issuedAtUnixMs: bigint;
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.Challenge.
+ * Use `create(ChallengeSchema)` to create a new message.
+ */
+export const ChallengeSchema: GenMessage<Challenge> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 10);
+
+/**
+ * ChallengeResponse signs (context, agent id, nonce, signed_at, TLS channel binding) with the identity key.
+ *
+ * @generated from message opsconductor.agent.v1.ChallengeResponse
+ */
+export type ChallengeResponse = Message<"opsconductor.agent.v1.ChallengeResponse"> & {
+  /**
+   * signed_at_unix_ms is the agent's clock at signing; the controller refuses it outside its skew window.
+   *
+   * @generated from field: int64 signed_at_unix_ms = 1;
+   */
+  signedAtUnixMs: bigint;
+
+  /**
+   * signature is Ed25519 over the challenge transcript (see proto/src/sign.ts challengeTranscript).
+   *
+   * @generated from field: bytes signature = 2;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.ChallengeResponse.
+ * Use `create(ChallengeResponseSchema)` to create a new message.
+ */
+export const ChallengeResponseSchema: GenMessage<ChallengeResponse> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 11);
+
+/**
+ * SessionReady accepts the agent: the session is authenticated from here on.
+ *
+ * @generated from message opsconductor.agent.v1.SessionReady
+ */
+export type SessionReady = Message<"opsconductor.agent.v1.SessionReady"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * controller_id names the controller process holding this session (scale-out).
+   *
+   * @generated from field: string controller_id = 2;
+   */
+  controllerId: string;
+
+  /**
+   * @generated from field: opsconductor.agent.v1.ProtocolVersion controller_protocol = 3;
+   */
+  controllerProtocol?: ProtocolVersion | undefined;
+
+  /**
+   * @generated from field: string controller_version = 4;
+   */
+  controllerVersion: string;
+
+  /**
+   * heartbeat_interval_ms is how often each side sends a Heartbeat.
+   *
+   * @generated from field: int64 heartbeat_interval_ms = 5;
+   */
+  heartbeatIntervalMs: bigint;
+
+  /**
+   * heartbeat_timeout_ms is the silence after which either side considers the peer gone.
+   *
+   * @generated from field: int64 heartbeat_timeout_ms = 6;
+   */
+  heartbeatTimeoutMs: bigint;
+
+  /**
+   * server_time_unix_ms lets the agent notice clock skew against assignment validity windows.
+   *
+   * @generated from field: int64 server_time_unix_ms = 7;
+   */
+  serverTimeUnixMs: bigint;
+
+  /**
+   * output_acks are what the controller already persisted for the agent's in-flight assignments.
+   *
+   * @generated from field: repeated opsconductor.agent.v1.OutputAck output_acks = 8;
+   */
+  outputAcks: OutputAck[];
+
+  /**
+   * signing_keys is the complete set of assignment-signing keys the agent should accept.
+   *
+   * @generated from field: repeated opsconductor.agent.v1.SigningKey signing_keys = 9;
+   */
+  signingKeys: SigningKey[];
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.SessionReady.
+ * Use `create(SessionReadySchema)` to create a new message.
+ */
+export const SessionReadySchema: GenMessage<SessionReady> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 12);
+
+/**
+ * Heartbeat is the application-level liveness signal, sent both ways.
+ *
+ * @generated from message opsconductor.agent.v1.Heartbeat
+ */
+export type Heartbeat = Message<"opsconductor.agent.v1.Heartbeat"> & {
+  /**
+   * @generated from field: int64 sent_at_unix_ms = 1;
+   */
+  sentAtUnixMs: bigint;
+
+  /**
+   * running_assignment_ids is what the agent is executing (agent → controller only).
+   *
+   * @generated from field: repeated string running_assignment_ids = 2;
+   */
+  runningAssignmentIds: string[];
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.Heartbeat.
+ * Use `create(HeartbeatSchema)` to create a new message.
+ */
+export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 13);
+
+/**
+ * Drain tells the agent this controller is going away: reconnect elsewhere, spread over a window.
+ *
+ * @generated from message opsconductor.agent.v1.Drain
+ */
+export type Drain = Message<"opsconductor.agent.v1.Drain"> & {
+  /**
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * reconnect_window_ms: the agent reconnects after a uniformly random delay in [0, window).
+   *
+   * @generated from field: int64 reconnect_window_ms = 2;
+   */
+  reconnectWindowMs: bigint;
+
+  /**
+   * controller_addresses, when set, are the addresses to try instead of the configured ones.
+   *
+   * @generated from field: repeated string controller_addresses = 3;
+   */
+  controllerAddresses: string[];
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.Drain.
+ * Use `create(DrainSchema)` to create a new message.
+ */
+export const DrainSchema: GenMessage<Drain> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 14);
+
+/**
+ * SigningKeyAnnouncement replaces the set of controller signing keys the agent accepts.
+ *
+ * @generated from message opsconductor.agent.v1.SigningKeyAnnouncement
+ */
+export type SigningKeyAnnouncement = Message<"opsconductor.agent.v1.SigningKeyAnnouncement"> & {
+  /**
+   * signing_keys is the complete set; keys absent from it are retired.
+   *
+   * @generated from field: repeated opsconductor.agent.v1.SigningKey signing_keys = 1;
+   */
+  signingKeys: SigningKey[];
+};
+
+/**
+ * Describes the message opsconductor.agent.v1.SigningKeyAnnouncement.
+ * Use `create(SigningKeyAnnouncementSchema)` to create a new message.
+ */
+export const SigningKeyAnnouncementSchema: GenMessage<SigningKeyAnnouncement> = /*@__PURE__*/
+  messageDesc(file_opsconductor_agent_v1_agent, 15);
+
+/**
+ * OperatingSystem is the family of the agent's host.
+ *
+ * @generated from enum opsconductor.agent.v1.OperatingSystem
+ */
+export enum OperatingSystem {
+  /**
+   * @generated from enum value: OPERATING_SYSTEM_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: OPERATING_SYSTEM_LINUX = 1;
+   */
+  LINUX = 1,
+
+  /**
+   * @generated from enum value: OPERATING_SYSTEM_WINDOWS = 2;
+   */
+  WINDOWS = 2,
+
+  /**
+   * @generated from enum value: OPERATING_SYSTEM_DARWIN = 3;
+   */
+  DARWIN = 3,
+
+  /**
+   * @generated from enum value: OPERATING_SYSTEM_FREEBSD = 4;
+   */
+  FREEBSD = 4,
+}
+
+/**
+ * Describes the enum opsconductor.agent.v1.OperatingSystem.
+ */
+export const OperatingSystemSchema: GenEnum<OperatingSystem> = /*@__PURE__*/
+  enumDesc(file_opsconductor_agent_v1_agent, 0);
+
+/**
  * AgentService is the gateway agents dial out to. Agents always open the
  * connection; the controller never connects to an agent.
  *
@@ -112,6 +757,28 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof GetControllerInfoRequestSchema;
     output: typeof GetControllerInfoResponseSchema;
+  },
+  /**
+   * Enroll trades a one-time, expiring enrollment token and the agent's public
+   * keys for an agent id, the controller's signing keys and its CA certificate.
+   *
+   * @generated from rpc opsconductor.agent.v1.AgentService.Enroll
+   */
+  enroll: {
+    methodKind: "unary";
+    input: typeof EnrollRequestSchema;
+    output: typeof EnrollResponseSchema;
+  },
+  /**
+   * Connect is the long-lived session an enrolled agent keeps open: challenge,
+   * heartbeats, signed assignments, output and results all travel on it.
+   *
+   * @generated from rpc opsconductor.agent.v1.AgentService.Connect
+   */
+  connect: {
+    methodKind: "bidi_streaming";
+    input: typeof ConnectRequestSchema;
+    output: typeof ConnectResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_opsconductor_agent_v1_agent, 0);
