@@ -1,0 +1,87 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { z } from 'zod'
+
+/** Where the agent keeps its identity: fixed per platform, overridable with --state-dir. */
+export function defaultStateDir(platform = process.platform, env = process.env): string {
+  if (platform === 'win32') return path.join(env.ProgramData ?? 'C:\\ProgramData', 'OpsConductor', 'Agent')
+  return '/var/lib/opsconductor-agent'
+}
+
+export const AgentIdentity = z.object({
+  agent_id: z.uuid(),
+  /** `host:port` of the controller's gRPC listener (more may be added for fail-over). */
+  controllers: z.array(z.string().min(1)).min(1),
+  installation_id: z.string(),
+  enrolled_at: z.iso.datetime(),
+  signing_keys: z.array(z.object({ key_id: z.string().min(1), public_key: z.string().min(1) })).min(1),
+})
+export type AgentIdentity = z.infer<typeof AgentIdentity>
+
+const FILES = {
+  identity: 'agent.json',
+  ca: 'ca.crt',
+  identityKey: 'identity.key',
+  boxKey: 'box.key',
+} as const
+
+export class StateError extends Error {
+  override name = 'StateError'
+}
+
+export interface EnrollmentState {
+  identity: AgentIdentity
+  caCertPem: string
+  /** Raw 32-byte Ed25519 seed. */
+  identitySeed: Uint8Array
+  /** Raw 32-byte X25519 secret key. */
+  boxSecretKey: Uint8Array
+}
+
+export function isEnrolled(dir: string): boolean {
+  return existsSync(path.join(dir, FILES.identity))
+}
+
+function writePrivate(file: string, content: string | Uint8Array, mode: number): void {
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, content, { mode })
+  renameSync(tmp, file)
+}
+
+/**
+ * Writes an enrollment: keys (0600) first, the identity file last, so a half-written state dir
+ * never looks enrolled. Refuses to overwrite an existing enrollment.
+ */
+export function writeEnrollment(dir: string, state: EnrollmentState): void {
+  if (isEnrolled(dir)) throw new StateError(`${dir} already holds an enrolled agent (${FILES.identity}); remove it to enrol again`)
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const written: string[] = []
+  try {
+    for (const [name, content, mode] of [
+      [FILES.identityKey, Buffer.from(state.identitySeed).toString('base64') + '\n', 0o600],
+      [FILES.boxKey, Buffer.from(state.boxSecretKey).toString('base64') + '\n', 0o600],
+      [FILES.ca, state.caCertPem, 0o644],
+      [FILES.identity, JSON.stringify(AgentIdentity.parse(state.identity), null, 2) + '\n', 0o600],
+    ] as const) {
+      const file = path.join(dir, name)
+      writePrivate(file, content, mode)
+      written.push(file)
+    }
+  } catch (err) {
+    for (const file of written) rmSync(file, { force: true })
+    throw new StateError(`cannot write the agent state to ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+}
+
+export function readEnrollment(dir: string): EnrollmentState {
+  if (!isEnrolled(dir)) throw new StateError(`${dir} holds no enrolled agent; run \`opsconductor-agent enroll\` first`)
+  const read = (name: string) => readFileSync(path.join(dir, name), 'utf8')
+  const key = (name: string) => {
+    const bytes = Buffer.from(read(name).trim(), 'base64')
+    if (bytes.length !== 32) throw new StateError(`${path.join(dir, name)} is damaged (expected a 32-byte key)`)
+    return new Uint8Array(bytes)
+  }
+  const parsed = AgentIdentity.safeParse(JSON.parse(read(FILES.identity)))
+  if (!parsed.success) throw new StateError(`${path.join(dir, FILES.identity)} is damaged`)
+  return { identity: parsed.data, caCertPem: read(FILES.ca), identitySeed: key(FILES.identityKey), boxSecretKey: key(FILES.boxKey) }
+}
