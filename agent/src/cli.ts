@@ -10,6 +10,14 @@ function fail(err: unknown): never {
   process.exit(1)
 }
 
+// grpc-js sets the TLS server name to the dialled address even when it is an IP, and Node warns
+// about that (DEP0123) on every connection. The certificate is still verified against the IP;
+// the warning is noise for operators who enrol with `--controller 10.0.0.5:8444`.
+process.removeAllListeners('warning')
+process.on('warning', (w: Error & { code?: string }) => {
+  if (w.code !== 'DEP0123') process.stderr.write(`opsconductor-agent: warning: ${w.name}: ${w.message}\n`)
+})
+
 const program = new Command()
   .name('opsconductor-agent')
   .description('OpsConductor agent: dials out to the controller over gRPC/TLS, runs signed assignments and streams their output back.')

@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import { requestId } from 'hono/request-id'
 import { secureHeaders } from 'hono/secure-headers'
+import { agentsRoutes } from './agents/routes.ts'
 import { apiTokensRoutes } from './api-tokens/routes.ts'
 import { auditMutations } from './audit/middleware.ts'
 import { auditRoutes } from './audit/routes.ts'
@@ -36,6 +37,7 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/credentials', credentialsRoutes)
     .route('/targets', targetsRoutes)
     .route('/target-groups', targetGroupsRoutes)
+    .route('/agents', agentsRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

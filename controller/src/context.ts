@@ -22,6 +22,10 @@ export interface AppContext {
   nodeId: string
   startedAt: Date
   clock: () => Date
+  /** The port agents dial (set once the gRPC listener is up); enrollment commands name it. */
+  grpcPort?: number
+  /** `sha256:<hex>` of the CA agents pin; enrollment commands carry it. */
+  caFingerprint?: string
 }
 
 export interface AppEnv {

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
+import { enrollAgent, enrollResponse } from './agents/enrollment.ts'
 import { startGrpcServer, type RunningGrpcServer } from './agents/grpc-server.ts'
+import { ensureSigningKey } from './agents/signing-keys.ts'
 import { createApp } from './app.ts'
 import type { ControllerConfig } from './config.ts'
 import type { AppContext } from './context.ts'
@@ -91,10 +93,24 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       nodeId: randomUUID(),
       startedAt: new Date(),
       clock: () => new Date(),
+      grpcPort: config.OPSC_GRPC_PORT,
+      caFingerprint: tls.fingerprint,
     }
+    await ensureSigningKey(database.db, keyring)
     const http = await startHttpServer({ app: createApp(ctx), tls, host: config.OPSC_BIND, port: config.OPSC_HTTP_PORT })
     cleanups.push(() => http.close(SHUTDOWN_GRACE_MS))
-    const grpc = await startGrpcServer({ tls, host: config.OPSC_BIND, port: config.OPSC_GRPC_PORT, log, version: VERSION, installationId })
+    const ca = { caCertPem: tls.caCertPem ?? tls.certPem }
+    const grpc = await startGrpcServer({
+      tls,
+      host: config.OPSC_BIND,
+      port: config.OPSC_GRPC_PORT,
+      log,
+      version: VERSION,
+      installationId,
+      services: { enroll: async (request, peer) => enrollResponse(await enrollAgent(ctx, ca, request, peer)) },
+    })
+    // With OPSC_GRPC_PORT=0 the real port is known only now; enrollment commands must name it.
+    ctx.grpcPort = grpc.port
     cleanups.push(() => grpc.close(SHUTDOWN_GRACE_MS))
     await registerControllerNode(database.db, { id: ctx.nodeId, version: VERSION, httpPort: http.port, grpcPort: grpc.port })
     const timers = startBackgroundLoops(ctx, grpc)

@@ -14,6 +14,7 @@ import {
 } from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import { grpcServiceDefinition } from '../../../proto/src/grpc.ts'
 import { isCompatibleProtocol, PROTOCOL_VERSION } from '../../../proto/src/version.ts'
+import { AppError, type ErrorCode } from '../errors.ts'
 import { listenError } from '../http/server.ts'
 import type { Logger } from '../log.ts'
 import type { TlsMaterial } from '../tls/pki.ts'
@@ -31,6 +32,37 @@ export interface GrpcServerOptions {
   log: Logger
   version: string
   installationId: string
+  /** What the gateway serves beyond GetControllerInfo; a method without a service answers UNIMPLEMENTED. */
+  services?: AgentGatewayServices
+}
+
+export interface AgentGatewayServices {
+  /** Enrolls an agent; an AppError is answered with the matching gRPC status and its message. */
+  enroll?(request: EnrollRequest, peer: string | null): Promise<EnrollResponse>
+}
+
+const GRPC_STATUS: Partial<Record<ErrorCode, grpc.status>> = {
+  FORBIDDEN: grpc.status.PERMISSION_DENIED,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  VALIDATION: grpc.status.INVALID_ARGUMENT,
+  PRECONDITION_FAILED: grpc.status.FAILED_PRECONDITION,
+  NOT_FOUND: grpc.status.NOT_FOUND,
+  CONFLICT: grpc.status.ABORTED,
+  RATE_LIMITED: grpc.status.RESOURCE_EXHAUSTED,
+  UNAVAILABLE: grpc.status.UNAVAILABLE,
+}
+
+/** An error as a gRPC status: AppErrors keep their (safe) message, anything else is a bare INTERNAL. */
+function toGrpcError(err: unknown, log: Logger, method: string): Partial<grpc.StatusObject> {
+  if (err instanceof AppError && err.code !== 'INTERNAL') return { code: GRPC_STATUS[err.code] ?? grpc.status.UNKNOWN, details: err.message }
+  log.error({ err, method }, 'grpc.internal_error')
+  return { code: grpc.status.INTERNAL, details: `AgentService.${method} failed on the controller; see the controller log` }
+}
+
+/** The client's address as grpc-js reports it (`ipv4:1.2.3.4:5678`), without the scheme prefix. */
+function peerAddress(call: grpc.ServerUnaryCall<unknown, unknown>): string | null {
+  const peer = call.getPeer()
+  return peer ? peer.replace(/^ipv[46]:/, '') : null
 }
 
 /** The agent gateway listener: TLS with the controller's certificate, the AgentService and gRPC health. */
@@ -55,15 +87,21 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       )
     },
     // Served explicitly so a client learns the method exists but is not ready, rather than grpc-js's "unknown method".
-    enroll: (_call: grpc.ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: grpc.sendUnaryData<EnrollResponse>) => {
-      callback({ code: grpc.status.UNIMPLEMENTED, details: notYetServed('Enroll') })
+    enroll: (call: grpc.ServerUnaryCall<EnrollRequest, EnrollResponse>, callback: grpc.sendUnaryData<EnrollResponse>) => {
+      const enroll = opts.services?.enroll
+      if (!enroll) return callback({ code: grpc.status.UNIMPLEMENTED, details: notYetServed('Enroll') })
+      enroll(call.request, peerAddress(call)).then(
+        (response) => callback(null, response),
+        (err: unknown) => callback(toGrpcError(err, opts.log, 'Enroll')),
+      )
     },
     connect: (call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>) => {
       call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: notYetServed('Connect') })
     },
   })
   const credentials = grpc.ServerCredentials.createSsl(null, [
-    { private_key: Buffer.from(opts.tls.keyPem), cert_chain: Buffer.from(opts.tls.certPem) },
+    // The CA travels in the chain so an enrolling agent can pin it by fingerprint before it trusts anything.
+    { private_key: Buffer.from(opts.tls.keyPem), cert_chain: Buffer.from(presentedChain(opts.tls)) },
   ])
   const address = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`
   const port = await new Promise<number>((resolve, reject) =>
@@ -91,6 +129,13 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
         })
       })),
   }
+}
+
+/** The server certificate followed by the CA (when known and not already in the file). */
+function presentedChain(tls: TlsMaterial): string {
+  const ca = tls.caCertPem?.trim()
+  if (!ca || tls.certPem.includes(ca)) return tls.certPem
+  return `${tls.certPem.trimEnd()}\n${ca}\n`
 }
 
 /** The UNIMPLEMENTED detail for AgentService methods this controller does not serve yet. */

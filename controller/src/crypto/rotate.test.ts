@@ -14,6 +14,7 @@ import type { AppContext } from '../context.ts'
 import { createCredential, openCredential } from '../credentials/service.ts'
 import { CreateCredentialInput } from '../credentials/types.ts'
 import { parseWith } from '../http/validate.ts'
+import { activeSigningKeys, ensureSigningKey } from '../agents/signing-keys.ts'
 import { appUser } from '../users/users.sql.ts'
 import { verifyMasterKey } from './key-check.ts'
 import { createKeyring, loadMasterKeyring, MASTER_KEY_FILE, type Keyring } from './master-key.ts'
@@ -66,13 +67,20 @@ describe('key-file rotation', () => {
     const ctx = { ...own.ctx, keyring: running }
     await verifyMasterKey(ctx.db, running)
     const seeded = await seed(ctx, 'kf')
+    const signingKeyId = await ensureSigningKey(ctx.db, running)
     const oldId = running.current.id
 
     const report = await rotateMasterKey({ db: ctx.db, dataDir })
     assert.equal(report.mode, 'key_file')
     assert.notEqual(report.currentKeyId, oldId)
     assert.deepEqual(report.olderKeyIds, [oldId])
-    assert.deepEqual(report.rewrapped, { 'credential.secret': 3, 'app_user.totp_secret': 1, 'app_user.totp_pending_secret': 1, 'setting.master_key_check': 1 })
+    assert.deepEqual(report.rewrapped, {
+      'credential.secret': 3,
+      'app_user.totp_secret': 1,
+      'app_user.totp_pending_secret': 1,
+      'agent_signing_key.private_key': 1,
+      'setting.master_key_check': 1,
+    })
     assert.deepEqual(report.failed, [])
     if (process.platform !== 'win32') assert.equal(statSync(path.join(dataDir, MASTER_KEY_FILE)).mode & 0o777, 0o600)
     assert.deepEqual(await kidsInUse(ctx), [report.currentKeyId])
@@ -91,6 +99,7 @@ describe('key-file rotation', () => {
     assert.ok(readFileSync(path.join(dataDir, MASTER_KEY_FILE), 'utf8').startsWith('# OpsConductor master key'))
     await assertAllOpen({ ...ctx, keyring: fresh }, seeded)
     await assertAllOpen({ ...ctx, keyring: other }, seeded)
+    assert.deepEqual((await activeSigningKeys(ctx.db, fresh)).map((k) => k.keyId), [signingKeyId], 'the re-wrapped signing key opens under the new key alone')
     await verifyMasterKey(ctx.db, fresh)
     await assert.rejects(verifyMasterKey(ctx.db, createKeyring([running.keys.find((k) => k.id === oldId)!.key])), ConfigError)
 

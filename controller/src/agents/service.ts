@@ -1,0 +1,120 @@
+import { and, asc, eq, gt, gte, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
+import { z } from 'zod'
+import type { AppContext } from '../context.ts'
+import type { Db } from '../db/client.ts'
+import { containsText } from '../db/text-search.ts'
+import { NotFoundError } from '../errors.ts'
+import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
+import { target } from '../targets/targets.sql.ts'
+import { agent, type AgentRow } from './agents.sql.ts'
+
+/** An agent counts as online when it was heard from this recently. */
+export const AGENT_ONLINE_WINDOW_MS = 45_000
+
+export const AGENT_STATUSES = ['online', 'offline', 'revoked'] as const
+export type AgentStatus = (typeof AGENT_STATUSES)[number]
+
+export interface AgentDto {
+  id: string
+  name: string
+  hostname: string
+  status: AgentStatus
+  identity_public_key: string
+  box_public_key: string
+  facts: Record<string, unknown>
+  agent_version: string
+  protocol_version: string
+  target_id: string | null
+  enrolled_at: string
+  last_seen_at: string | null
+  revoked_at: string | null
+}
+
+export function agentStatus(row: Pick<AgentRow, 'revokedAt' | 'lastSeenAt'>, now: Date): AgentStatus {
+  if (row.revokedAt) return 'revoked'
+  return row.lastSeenAt && row.lastSeenAt.getTime() >= now.getTime() - AGENT_ONLINE_WINDOW_MS ? 'online' : 'offline'
+}
+
+export function agentDto(row: AgentRow, now: Date): AgentDto {
+  return {
+    id: row.id,
+    name: row.name,
+    hostname: row.hostname,
+    status: agentStatus(row, now),
+    identity_public_key: row.identityPublicKey,
+    box_public_key: row.boxPublicKey,
+    facts: row.facts,
+    agent_version: row.agentVersion,
+    protocol_version: row.protocolVersion,
+    target_id: row.targetId,
+    enrolled_at: row.enrolledAt.toISOString(),
+    last_seen_at: row.lastSeenAt?.toISOString() ?? null,
+    revoked_at: row.revokedAt?.toISOString() ?? null,
+  }
+}
+
+export const ListAgentsQuery = z.object({
+  q: z.string().trim().max(100).optional(),
+  status: z.enum(AGENT_STATUSES).optional(),
+})
+
+function statusCondition(status: AgentStatus, now: Date) {
+  const since = new Date(now.getTime() - AGENT_ONLINE_WINDOW_MS)
+  if (status === 'revoked') return isNotNull(agent.revokedAt)
+  if (status === 'online') return and(isNull(agent.revokedAt), gte(agent.lastSeenAt, since))
+  return and(isNull(agent.revokedAt), or(isNull(agent.lastSeenAt), lt(agent.lastSeenAt, since)))
+}
+
+/** By name (case-insensitive), then id: a keyset that stays stable as agents come and go. */
+export async function listAgents(ctx: AppContext, query: z.infer<typeof ListAgentsQuery>, page: { limit: number; cursor?: string | undefined }): Promise<Page<AgentDto>> {
+  const after = page.cursor ? decodeCursor(page.cursor, z.object({ n: z.string(), i: z.uuid() })) : undefined
+  const now = ctx.clock()
+  const lowerName = sql`lower(${agent.name})`
+  const conditions = [
+    after ? or(gt(lowerName, after.n), and(eq(lowerName, after.n), gt(agent.id, after.i))) : undefined,
+    query.status ? statusCondition(query.status, now) : undefined,
+    query.q ? containsText(query.q, agent.name, agent.hostname) : undefined,
+  ].filter((c) => c !== undefined)
+  const rows = await ctx.db
+    .select()
+    .from(agent)
+    .where(conditions.length ? and(...conditions) : undefined)
+    .orderBy(asc(lowerName), asc(agent.id))
+    .limit(page.limit + 1)
+  return pageOf(rows, page.limit, (r) => agentDto(r, now), (r) => ({ n: r.name.toLowerCase(), i: r.id }))
+}
+
+async function agentRow(db: Db, id: string): Promise<AgentRow> {
+  if (!z.uuid().safeParse(id).success) throw new NotFoundError('agent', id)
+  const [row] = await db.select().from(agent).where(eq(agent.id, id))
+  if (!row) throw new NotFoundError('agent', id)
+  return row
+}
+
+export async function getAgent(ctx: AppContext, id: string): Promise<AgentDto> {
+  return agentDto(await agentRow(ctx.db, id), ctx.clock())
+}
+
+/** A revoked agent keeps its record (and its target) but may no longer connect. Idempotent. */
+export async function revokeAgent(ctx: AppContext, id: string): Promise<AgentDto> {
+  const row = await agentRow(ctx.db, id)
+  const [updated] = await ctx.db
+    .update(agent)
+    .set({ revokedAt: row.revokedAt ?? ctx.clock() })
+    .where(eq(agent.id, id))
+    .returning()
+  return agentDto(updated!, ctx.clock())
+}
+
+/** Removes the agent; its target stays, unbound (`agent_id: null`), so it can be re-enrolled. */
+export async function removeAgent(ctx: AppContext, id: string): Promise<AgentDto> {
+  const row = await agentRow(ctx.db, id)
+  await ctx.db.transaction(async (tx) => {
+    await tx
+      .update(target)
+      .set({ connection: { type: 'agent', agent_id: null }, updatedAt: ctx.clock() })
+      .where(and(sql`${target.connection}->>'type' = 'agent'`, sql`${target.connection}->>'agent_id' = ${id}`))
+    await tx.delete(agent).where(eq(agent.id, id))
+  })
+  return agentDto(row, ctx.clock())
+}
