@@ -69,12 +69,10 @@ export async function enroll(opts: EnrollOptions): Promise<{ agentId: string }> 
       enrolled_at: new Date().toISOString(),
       signing_keys: response.signingKeys.map((k) => ({ key_id: k.keyId, public_key: Buffer.from(k.publicKey).toString('base64') })),
     },
-    // The CA the controller returns must be the one we pinned.
-    caCertPem: sameCertificate(response.caCertPem, caCertPem) ? response.caCertPem : caCertPem,
+    // Always the CA we pinned and verified, never what the response claims.
+    caCertPem,
     identitySeed: exportEd25519PrivateKey(identity.privateKey),
     boxSecretKey: box.secretKey,
   })
   return { agentId: response.agentId }
 }
-
-const sameCertificate = (a: string, b: string) => a.replace(/\s+/g, '') === b.replace(/\s+/g, '')

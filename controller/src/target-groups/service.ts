@@ -36,17 +36,21 @@ export interface GroupDto {
 
 type GroupRow = typeof targetGroup.$inferSelect
 
-async function toDto(db: Db, row: GroupRow): Promise<GroupDto> {
-  const [n] = await db.select({ n: count() }).from(targetGroupMember).where(eq(targetGroupMember.groupId, row.id))
+function dtoOf(row: GroupRow, staticMembers: number): GroupDto {
   return {
     id: row.id,
     name: row.name,
     description: row.description,
     selector: row.selector,
-    static_members: Number(n?.n ?? 0),
+    static_members: staticMembers,
     created_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
   }
+}
+
+async function toDto(db: Db, row: GroupRow): Promise<GroupDto> {
+  const [n] = await db.select({ n: count() }).from(targetGroupMember).where(eq(targetGroupMember.groupId, row.id))
+  return dtoOf(row, Number(n?.n ?? 0))
 }
 
 export async function getGroupRow(db: Db, id: string): Promise<GroupRow> {
@@ -140,19 +144,17 @@ export async function getGroup(ctx: AppContext, id: string): Promise<GroupDto> {
 
 export async function listGroups(ctx: AppContext, page: { limit: number; cursor?: string | undefined }): Promise<Page<GroupDto>> {
   const after = page.cursor ? decodeCursor(page.cursor, z.object({ n: z.string() })).n : undefined
+  // One query for the page, member counts included (no query per group).
   const rows = await ctx.db
-    .select()
+    .select({
+      group: targetGroup,
+      staticMembers: sql<number>`(select count(*)::int from ${targetGroupMember} where ${targetGroupMember.groupId} = ${targetGroup.id})`,
+    })
     .from(targetGroup)
     .where(after !== undefined ? gt(sql`lower(${targetGroup.name})`, after) : undefined)
     .orderBy(asc(sql`lower(${targetGroup.name})`))
     .limit(page.limit + 1)
-  const dtos = await Promise.all(rows.map((r) => toDto(ctx.db, r)))
-  return pageOf(
-    rows.map((r, i) => ({ r, dto: dtos[i]! })),
-    page.limit,
-    (x) => x.dto,
-    (x) => ({ n: x.r.name.toLowerCase() }),
-  )
+  return pageOf(rows, page.limit, (r) => dtoOf(r.group, Number(r.staticMembers)), (r) => ({ n: r.group.name.toLowerCase() }))
 }
 
 /** The group's current members: static ∪ selector, resolved now. */

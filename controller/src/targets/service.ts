@@ -8,7 +8,7 @@ import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { parseSelector } from '../selectors/parse.ts'
 import { selectorCondition } from '../selectors/compile.ts'
 import type { ConnectionInput, TargetInput, TargetPatch } from './schemas.ts'
-import { OS_TYPES, target, targetGroup, targetGroupMember, type Connection, type TargetRow } from './targets.sql.ts'
+import { OS_TYPES, target, targetGroup, type Connection, type TargetRow } from './targets.sql.ts'
 import { containsText } from '../db/text-search.ts'
 
 /** A target counts as online when it answered (agent heartbeat, connection test) this recently. */
@@ -236,4 +236,3 @@ export async function listTargets(ctx: AppContext, query: ListTargetsQuery, page
   return pageOf(rows, page.limit, (r) => targetDto(r, now), (r) => ({ n: r.name.toLowerCase() }))
 }
 
-export { targetGroupMember }
