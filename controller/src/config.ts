@@ -15,6 +15,20 @@ const port = (name: string, fallback: number) =>
       return value
     })
 
+/** A whole number of milliseconds (or bytes) within [min, max], from an environment string. */
+const bounded = (name: string, fallback: number, min: number, max: number, unit = 'ms') =>
+  z
+    .string()
+    .default(String(fallback))
+    .transform((raw, ctx) => {
+      const value = Number(raw)
+      if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be a whole number of ${unit} from ${min} to ${max} (got "${raw}")` })
+        return z.NEVER
+      }
+      return value
+    })
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 export const ControllerConfig = z
@@ -60,6 +74,14 @@ export const ControllerConfig = z
     }).default('info'),
     /** Where the built web UI lives; defaults to ui/dist of this checkout (packages set it). */
     OPSC_UI_DIR: z.string().optional(),
+    /** How often controller and agents exchange heartbeats; silence for 3 intervals ends a session. */
+    OPSC_AGENT_HEARTBEAT_MS: bounded('OPSC_AGENT_HEARTBEAT_MS', 15_000, 200, 15_000),
+    /** How long an assignment on a disconnected agent waits for it to come back before it is `agent_lost`. */
+    OPSC_AGENT_LOST_GRACE_MS: bounded('OPSC_AGENT_LOST_GRACE_MS', 120_000, 1_000, 86_400_000),
+    /** Agents told to drain reconnect at a random moment within this window (no reconnect storm). */
+    OPSC_AGENT_DRAIN_WINDOW_MS: bounded('OPSC_AGENT_DRAIN_WINDOW_MS', 30_000, 0, 600_000),
+    /** Output kept per step run; beyond it the output is marked truncated. */
+    OPSC_OUTPUT_CAP_BYTES: bounded('OPSC_OUTPUT_CAP_BYTES', 64 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024, 'bytes'),
   })
   .superRefine((cfg, ctx) => {
     if ((cfg.OPSC_TLS_CERT === undefined) !== (cfg.OPSC_TLS_KEY === undefined)) {

@@ -1,3 +1,4 @@
+import type { AgentGateway } from './agents/gateway/gateway.ts'
 import type { AuditNote } from './audit/note.ts'
 import type { Principal } from './auth/principal.ts'
 import type { ControllerConfig } from './config.ts'
@@ -26,6 +27,8 @@ export interface AppContext {
   grpcPort?: number
   /** `sha256:<hex>` of the CA agents pin; enrollment commands carry it. */
   caFingerprint?: string
+  /** Agent sessions and dispatch; absent in processes that serve no agents (CLI, some tests). */
+  agentGateway?: AgentGateway
 }
 
 export interface AppEnv {

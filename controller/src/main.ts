@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { enrollAgent, enrollResponse } from './agents/enrollment.ts'
+import { createAgentGateway, type AgentGateway } from './agents/gateway/gateway.ts'
 import { startGrpcServer, type RunningGrpcServer } from './agents/grpc-server.ts'
 import { ensureSigningKey } from './agents/signing-keys.ts'
 import { createApp } from './app.ts'
@@ -97,6 +98,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       caFingerprint: tls.fingerprint,
     }
     await ensureSigningKey(database.db, keyring)
+    const gateway = createAgentGateway(ctx)
+    ctx.agentGateway = gateway
+    cleanups.push(() => gateway.stop())
     const http = await startHttpServer({ app: createApp(ctx), tls, host: config.OPSC_BIND, port: config.OPSC_HTTP_PORT })
     cleanups.push(() => http.close(SHUTDOWN_GRACE_MS))
     const ca = { caCertPem: tls.caCertPem ?? tls.certPem }
@@ -107,7 +111,10 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       log,
       version: VERSION,
       installationId,
-      services: { enroll: async (request, peer) => enrollResponse(await enrollAgent(ctx, ca, request, peer)) },
+      services: {
+        enroll: async (request, peer) => enrollResponse(await enrollAgent(ctx, ca, request, peer)),
+        connect: (call, channelBinding) => gateway.serve(call, channelBinding),
+      },
     })
     // With OPSC_GRPC_PORT=0 the real port is known only now; enrollment commands must name it.
     ctx.grpcPort = grpc.port
@@ -131,7 +138,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       grpcPort: grpc.port,
       ctx,
       caFingerprint: tls.fingerprint,
-      stop: () => stopController(ctx, { http, grpc, timers, cleanup }),
+      stop: () => stopController(ctx, { http, grpc, gateway, timers, cleanup }),
     }
   } catch (err) {
     await cleanup()
@@ -152,13 +159,15 @@ function startBackgroundLoops(ctx: AppContext, grpc: RunningGrpcServer): NodeJS.
 
 async function stopController(
   ctx: AppContext,
-  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
+  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; gateway: AgentGateway; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
 ): Promise<void> {
   const started = Date.now()
   ctx.log.info('controller.stopping')
   ctx.readiness.markStopping()
   parts.grpc.setServing('NOT_SERVING')
   for (const t of parts.timers) clearInterval(t)
+  // Agents learn first, so they reconnect (to another controller, or to this one when it is back) spread out.
+  await parts.gateway.drain('controller stopping').catch((err) => ctx.log.warn({ err }, 'agents.drain_failed'))
   // Both listeners drain at once so the whole stop stays inside the 10 s budget.
   await Promise.all([parts.http.close(SHUTDOWN_GRACE_MS), parts.grpc.close(SHUTDOWN_GRACE_MS)])
   await markControllerNodeStopped(ctx.db, ctx.nodeId, ctx.clock()).catch((err) => ctx.log.warn({ err }, 'controller.deregister_failed'))

@@ -14,7 +14,6 @@ import { target, targetGroup, targetGroupMember, type OsType } from '../targets/
 import { create } from '@bufbuild/protobuf'
 import {
   EnrollResponseSchema,
-  OperatingSystem,
   ProtocolVersionSchema,
   SigningKeySchema,
   type EnrollRequest,
@@ -23,6 +22,7 @@ import {
 } from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import { isCompatibleProtocol, PROTOCOL_VERSION } from '../../../proto/src/version.ts'
 import { agent, enrollmentToken, type EnrollmentTokenRow } from './agents.sql.ts'
+import { factsFromHost, OS_NAMES } from './facts.ts'
 import { activeSigningPublicKeys, ensureSigningKey } from './signing-keys.ts'
 
 export const ENROLLMENT_TOKEN_PREFIX = 'opsc_et_'
@@ -178,28 +178,7 @@ export class EnrollRefused extends AppError {
 }
 
 const KEY_BYTES = 32
-const OS_NAMES: Record<number, string> = {
-  [OperatingSystem.LINUX]: 'linux',
-  [OperatingSystem.WINDOWS]: 'windows',
-  [OperatingSystem.DARWIN]: 'darwin',
-  [OperatingSystem.FREEBSD]: 'freebsd',
-}
 const OS_TYPE: Record<string, OsType> = { linux: 'linux', windows: 'windows', darwin: 'unix', freebsd: 'unix' }
-
-function factsOf(host: HostFacts): Record<string, unknown> {
-  return {
-    hostname: host.hostname,
-    fqdn: host.fqdn || null,
-    os: OS_NAMES[host.os] ?? 'unknown',
-    os_version: host.osVersion || null,
-    kernel_version: host.kernelVersion || null,
-    arch: host.arch || null,
-    ip_addresses: host.ipAddresses,
-    machine_id: host.machineId || null,
-    cpu_count: host.cpuCount || null,
-    memory_bytes: host.memoryBytes ? Number(host.memoryBytes) : null,
-  }
-}
 
 /** A valid target name from a host name: disallowed characters become `-`. */
 function targetBaseName(hostname: string): string {
@@ -255,7 +234,7 @@ export async function enrollAgent(ctx: AppContext, ca: { caCertPem: string }, re
       await tx.update(enrollmentToken).set({ uses: sql`${enrollmentToken.uses} + 1` }).where(eq(enrollmentToken.id, token.id))
 
       const proto = request.agentProtocol!
-      const facts = factsOf(request.host!)
+      const facts = factsFromHost(request.host!)
       const [row] = await tx
         .insert(agent)
         .values({

@@ -15,7 +15,7 @@ import {
 import { grpcServiceDefinition } from '../../../proto/src/grpc.ts'
 import { isCompatibleProtocol, PROTOCOL_VERSION } from '../../../proto/src/version.ts'
 import { AppError, type ErrorCode } from '../errors.ts'
-import { listenError } from '../http/server.ts'
+import { listenWithChannelBinding } from './gateway/listener.ts'
 import type { Logger } from '../log.ts'
 import type { TlsMaterial } from '../tls/pki.ts'
 
@@ -39,6 +39,8 @@ export interface GrpcServerOptions {
 export interface AgentGatewayServices {
   /** Enrolls an agent; an AppError is answered with the matching gRPC status and its message. */
   enroll?(request: EnrollRequest, peer: string | null): Promise<EnrollResponse>
+  /** Serves a Connect stream; `channelBinding` gives the TLS exporter of the connection a call arrived on. */
+  connect?(call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>, channelBinding: (peer: string) => Uint8Array | undefined): void
 }
 
 const GRPC_STATUS: Partial<Record<ErrorCode, grpc.status>> = {
@@ -96,20 +98,14 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       )
     },
     connect: (call: grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>) => {
-      call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: notYetServed('Connect') })
+      const connect = opts.services?.connect
+      if (!connect) return call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: notYetServed('Connect') })
+      connect(call, (peer) => listener.channelBinding(peer))
     },
   })
-  const credentials = grpc.ServerCredentials.createSsl(null, [
-    // The CA travels in the chain so an enrolling agent can pin it by fingerprint before it trusts anything.
-    { private_key: Buffer.from(opts.tls.keyPem), cert_chain: Buffer.from(presentedChain(opts.tls)) },
-  ])
-  const address = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, bound) => {
-      if (err) reject(listenError(grpcBindCode(err), opts.host, opts.port, 'OPSC_GRPC_PORT'))
-      else resolve(bound)
-    }),
-  )
+  // The CA travels in the chain so an enrolling agent can pin it by fingerprint before it trusts anything.
+  const listener = await listenWithChannelBinding(server, { tls: opts.tls, certChainPem: presentedChain(opts.tls), host: opts.host, port: opts.port, log: opts.log })
+  const port = listener.port
   const setServing = (status: ServingStatus) => {
     health.setStatus('', status)
     health.setStatus(AgentService.typeName, status)
@@ -121,6 +117,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     close: (graceMs) =>
       (closing ??= new Promise<void>((resolve) => {
         setServing('NOT_SERVING')
+        void listener.close()
         const timer = setTimeout(() => server.forceShutdown(), graceMs)
         timer.unref()
         server.tryShutdown(() => {
@@ -141,10 +138,4 @@ function presentedChain(tls: TlsMaterial): string {
 /** The UNIMPLEMENTED detail for AgentService methods this controller does not serve yet. */
 function notYetServed(method: string): string {
   return `AgentService.${method} is not served by this controller yet`
-}
-
-/** grpc-js reports bind failures as plain messages; recover the errno for a clear operator message. */
-function grpcBindCode(err: Error): NodeJS.ErrnoException {
-  const code = /EADDRINUSE|EACCES|EADDRNOTAVAIL|ENOTFOUND/.exec(err.message)?.[0]
-  return Object.assign(new Error(err.message), { code: code ?? 'EBIND' })
 }

@@ -11,6 +11,7 @@ import { auditLog } from '../audit/audit.sql.ts'
 import { sha256Hex } from '../auth/sessions.ts'
 import { target } from '../targets/targets.sql.ts'
 import { agent, enrollmentToken } from './agents.sql.ts'
+import { agentSession } from './assignments/assignments.sql.ts'
 import { enrollAgent } from './enrollment.ts'
 
 const FINGERPRINT = 'sha256:' + 'ab'.repeat(32)
@@ -109,6 +110,10 @@ test('agents: list with status and pagination (operator), get, revoke and delete
     )
     ids.push(res.agentId)
   }
+  // Online needs a session some controller holds and a recent heartbeat: bravo's went silent.
+  for (const id of ids) {
+    await t.ctx.db.insert(agentSession).values({ agentId: id, sessionId: crypto.randomUUID(), controllerId: crypto.randomUUID(), peerAddress: '192.0.2.7:40000', connectedAt: new Date() })
+  }
   await t.ctx.db.update(agent).set({ lastSeenAt: new Date(Date.now() - 60_000) }).where(eq(agent.id, ids[1]!))
 
   assert.equal((await call(app, 'GET', '/api/v1/agents', { token: viewer.token })).status, 403)
@@ -116,6 +121,7 @@ test('agents: list with status and pagination (operator), get, revoke and delete
   assert.equal(first.status, 200)
   assert.deepEqual(first.body.items.map((a: { name: string }) => a.name), ['alpha', 'bravo'])
   assert.deepEqual(first.body.items.map((a: { status: string }) => a.status), ['online', 'offline'])
+  assert.equal(first.body.items[0].address, '192.0.2.7')
   const second = await call(app, 'GET', `/api/v1/agents?limit=2&cursor=${first.body.next}`, { token: operator.token })
   assert.deepEqual(second.body.items.map((a: { name: string }) => a.name), ['charlie'])
   assert.equal(second.body.next, null)

@@ -1,4 +1,5 @@
-import { and, asc, eq, gt, gte, isNotNull, isNull, lt, or, sql } from 'drizzle-orm'
+import * as grpc from '@grpc/grpc-js'
+import { and, asc, eq, getTableColumns, gt, gte, isNotNull, isNull, lt, not, or, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import type { AppContext } from '../context.ts'
 import type { Db } from '../db/client.ts'
@@ -7,8 +8,9 @@ import { NotFoundError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { target } from '../targets/targets.sql.ts'
 import { agent, type AgentRow } from './agents.sql.ts'
+import { agentSession } from './assignments/assignments.sql.ts'
 
-/** An agent counts as online when it was heard from this recently. */
+/** An agent counts as online while a controller holds its session and it was heard from this recently. */
 export const AGENT_ONLINE_WINDOW_MS = 45_000
 
 export const AGENT_STATUSES = ['online', 'offline', 'revoked'] as const
@@ -27,15 +29,20 @@ export interface AgentDto {
   target_id: string | null
   enrolled_at: string
   last_seen_at: string | null
+  /** Where the agent connects from (as the controller sees it). */
+  address: string | null
   revoked_at: string | null
 }
 
-export function agentStatus(row: Pick<AgentRow, 'revokedAt' | 'lastSeenAt'>, now: Date): AgentStatus {
+/** An agent row with whether some controller holds its session. */
+type AgentWithSession = AgentRow & { connected: boolean; peerAddress: string | null }
+
+export function agentStatus(row: Pick<AgentWithSession, 'revokedAt' | 'lastSeenAt' | 'connected'>, now: Date): AgentStatus {
   if (row.revokedAt) return 'revoked'
-  return row.lastSeenAt && row.lastSeenAt.getTime() >= now.getTime() - AGENT_ONLINE_WINDOW_MS ? 'online' : 'offline'
+  return row.connected && row.lastSeenAt && row.lastSeenAt.getTime() >= now.getTime() - AGENT_ONLINE_WINDOW_MS ? 'online' : 'offline'
 }
 
-export function agentDto(row: AgentRow, now: Date): AgentDto {
+export function agentDto(row: AgentWithSession, now: Date): AgentDto {
   return {
     id: row.id,
     name: row.name,
@@ -49,6 +56,7 @@ export function agentDto(row: AgentRow, now: Date): AgentDto {
     target_id: row.targetId,
     enrolled_at: row.enrolledAt.toISOString(),
     last_seen_at: row.lastSeenAt?.toISOString() ?? null,
+    address: row.peerAddress ? row.peerAddress.replace(/:\d+$/, '') : ((row.facts['address'] as string | undefined) ?? null),
     revoked_at: row.revokedAt?.toISOString() ?? null,
   }
 }
@@ -58,11 +66,19 @@ export const ListAgentsQuery = z.object({
   status: z.enum(AGENT_STATUSES).optional(),
 })
 
+const hasSession = sql<boolean>`exists (select 1 from ${agentSession} where ${agentSession.agentId} = ${agent.id})`
+const withSession = {
+  ...getTableColumns(agent),
+  connected: hasSession,
+  peerAddress: sql<string | null>`(select ${agentSession.peerAddress} from ${agentSession} where ${agentSession.agentId} = ${agent.id})`,
+}
+
 function statusCondition(status: AgentStatus, now: Date) {
   const since = new Date(now.getTime() - AGENT_ONLINE_WINDOW_MS)
   if (status === 'revoked') return isNotNull(agent.revokedAt)
-  if (status === 'online') return and(isNull(agent.revokedAt), gte(agent.lastSeenAt, since))
-  return and(isNull(agent.revokedAt), or(isNull(agent.lastSeenAt), lt(agent.lastSeenAt, since)))
+  const online = and(gte(agent.lastSeenAt, since), hasSession)
+  if (status === 'online') return and(isNull(agent.revokedAt), online)
+  return and(isNull(agent.revokedAt), or(isNull(agent.lastSeenAt), lt(agent.lastSeenAt, since), not(hasSession)))
 }
 
 /** By name (case-insensitive), then id: a keyset that stays stable as agents come and go. */
@@ -76,7 +92,7 @@ export async function listAgents(ctx: AppContext, query: z.infer<typeof ListAgen
     query.q ? containsText(query.q, agent.name, agent.hostname) : undefined,
   ].filter((c) => c !== undefined)
   const rows = await ctx.db
-    .select()
+    .select(withSession)
     .from(agent)
     .where(conditions.length ? and(...conditions) : undefined)
     .orderBy(asc(lowerName), asc(agent.id))
@@ -84,9 +100,9 @@ export async function listAgents(ctx: AppContext, query: z.infer<typeof ListAgen
   return pageOf(rows, page.limit, (r) => agentDto(r, now), (r) => ({ n: r.name.toLowerCase(), i: r.id }))
 }
 
-async function agentRow(db: Db, id: string): Promise<AgentRow> {
+async function agentRow(db: Db, id: string): Promise<AgentWithSession> {
   if (!z.uuid().safeParse(id).success) throw new NotFoundError('agent', id)
-  const [row] = await db.select().from(agent).where(eq(agent.id, id))
+  const [row] = await db.select(withSession).from(agent).where(eq(agent.id, id))
   if (!row) throw new NotFoundError('agent', id)
   return row
 }
@@ -103,7 +119,9 @@ export async function revokeAgent(ctx: AppContext, id: string): Promise<AgentDto
     .set({ revokedAt: row.revokedAt ?? ctx.clock() })
     .where(eq(agent.id, id))
     .returning()
-  return agentDto(updated!, ctx.clock())
+  // A revoked agent loses its stream at once, not at its next reconnect.
+  ctx.agentGateway?.disconnect(id, grpc.status.PERMISSION_DENIED, 'this agent has been revoked')
+  return agentDto({ ...updated!, connected: false, peerAddress: null }, ctx.clock())
 }
 
 /** Removes the agent; its target stays, unbound (`agent_id: null`), so it can be re-enrolled. */
@@ -116,5 +134,6 @@ export async function removeAgent(ctx: AppContext, id: string): Promise<AgentDto
       .where(and(sql`${target.connection}->>'type' = 'agent'`, sql`${target.connection}->>'agent_id' = ${id}`))
     await tx.delete(agent).where(eq(agent.id, id))
   })
-  return agentDto(row, ctx.clock())
+  ctx.agentGateway?.disconnect(id, grpc.status.UNAUTHENTICATED, 'this agent has been deleted')
+  return agentDto({ ...row, connected: false }, ctx.clock())
 }

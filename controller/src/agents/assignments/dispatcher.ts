@@ -1,0 +1,399 @@
+import { createHash, randomUUID } from 'node:crypto'
+import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf'
+import { and, eq, inArray, isNull, lt, or } from 'drizzle-orm'
+import type { Hello } from '../../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
+import {
+  AssignmentSchema,
+  RejectReason,
+  type AssignmentAccepted,
+  type AssignmentRejected,
+  type AssignmentResult,
+  type OutputChunk,
+} from '../../../../proto/gen/opsconductor/agent/v1/run_pb.ts'
+import { sealForAgent } from '../../../../proto/src/seal.ts'
+import { signAssignment } from '../../../../proto/src/sign.ts'
+import type { AppContext } from '../../context.ts'
+import { AppError, NotFoundError } from '../../errors.ts'
+import { agent } from '../agents.sql.ts'
+import { frame } from '../gateway/frames.ts'
+import type { SessionRegistry } from '../gateway/registry.ts'
+import type { AgentSession, SessionHooks } from '../gateway/session.ts'
+import { activeSigningKeys, type SigningKey } from '../signing-keys.ts'
+import { agentAssignment, FINAL_STATUSES, type AgentAssignmentRow, type AssignmentStatus } from './assignments.sql.ts'
+import { AssignmentEvents, type AssignmentEvent, type AssignmentOutcome } from './events.ts'
+import { OutputWriter } from './output.ts'
+
+export type AssignmentAction = NonNullable<MessageInitShape<typeof AssignmentSchema>['action']>
+
+export interface DispatchOptions {
+  runId?: string
+  stepId?: string
+  /** Sealed to the agent's X25519 key; the agent exposes each as an environment variable of that name. */
+  secrets?: Record<string, string | Uint8Array>
+  /** How long the agent may still accept the assignment (the delivery deadline). Default 15 minutes. */
+  ttlMs?: number
+  notBefore?: Date
+  /** A put_file action's content, sent in FileChunk frames after the assignment. */
+  content?: Uint8Array
+}
+
+export interface DispatchedAssignment {
+  assignmentId: string
+  /** Status changes, output and the final outcome, live; ends after `finished`. */
+  events: AsyncIterable<AssignmentEvent>
+  /** Resolves with the final outcome. */
+  done: Promise<AssignmentOutcome>
+}
+
+const DEFAULT_TTL_MS = 15 * 60_000
+const FILE_CHUNK_BYTES = 64 * 1024
+const CANCEL_GRACE_MS = 5_000
+const SIGNING_KEY_REFRESH_MS = 60_000
+const OPEN: AssignmentStatus[] = ['pending', 'sent', 'running']
+
+const REJECT_NAMES: Record<number, string> = {
+  [RejectReason.BAD_SIGNATURE]: 'bad_signature',
+  [RejectReason.UNKNOWN_KEY]: 'unknown_key',
+  [RejectReason.WRONG_AGENT]: 'wrong_agent',
+  [RejectReason.EXPIRED]: 'expired',
+  [RejectReason.NOT_YET_VALID]: 'not_yet_valid',
+  [RejectReason.REPLAYED]: 'replayed',
+  [RejectReason.MALFORMED]: 'malformed',
+  [RejectReason.UNSUPPORTED_ACTION]: 'unsupported_action',
+  [RejectReason.SECRET_UNOPENABLE]: 'secret_unopenable',
+  [RejectReason.AT_CAPACITY]: 'at_capacity',
+}
+
+export function outcomeOf(row: AgentAssignmentRow): AssignmentOutcome {
+  return {
+    assignmentId: row.id,
+    status: row.status,
+    exitCode: row.exitCode,
+    signal: row.signal,
+    error: row.error,
+    rejectReason: row.rejectReason,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    outputBytes: row.outputBytes,
+    truncated: row.truncated,
+    fileSha256: row.fileSha256,
+    fileSize: row.fileSize,
+  }
+}
+
+/** How an agent's result maps to a final status. */
+function statusOfResult(result: AssignmentResult): AssignmentStatus {
+  if (result.timedOut) return 'timed_out'
+  if (result.interrupted) return 'interrupted'
+  if (result.error || result.exitCode !== 0) return 'failed'
+  return 'succeeded'
+}
+
+/**
+ * The internal dispatch service the job engine calls: signs an assignment for one agent, delivers
+ * it over the agent's live session (now, or when it connects before the deadline), persists what
+ * comes back and reports it as events. The database row is the record; memory only speeds it up.
+ */
+export class Dispatcher implements SessionHooks {
+  readonly events = new AssignmentEvents()
+  private readonly output: OutputWriter
+  private readonly content = new Map<string, Uint8Array>()
+  private readonly lostTimers = new Map<string, NodeJS.Timeout>()
+  private signer: { key: SigningKey; publicIds: string; loadedAt: number } | undefined
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly registry: SessionRegistry,
+    private readonly opts: { lostGraceMs: number; outputCapBytes: number },
+  ) {
+    this.output = new OutputWriter(ctx, this.events, opts.outputCapBytes)
+  }
+
+  async dispatch(agentId: string, action: AssignmentAction, opts: DispatchOptions = {}): Promise<DispatchedAssignment> {
+    const kind = action.case
+    if (!kind) throw new AppError('VALIDATION', 'an assignment needs an action')
+    const [target] = await this.ctx.db.select().from(agent).where(eq(agent.id, agentId))
+    if (!target) throw new NotFoundError('agent', agentId)
+    if (target.revokedAt) throw new AppError('CONFLICT', `agent ${agentId} is revoked`)
+    const signer = await this.currentSigner()
+    const id = randomUUID()
+    const now = this.ctx.clock()
+    const expiresAt = new Date(now.getTime() + (opts.ttlMs ?? DEFAULT_TTL_MS))
+    const boxKey = new Uint8Array(Buffer.from(target.boxPublicKey, 'base64'))
+    const assignment = create(AssignmentSchema, {
+      assignmentId: id,
+      agentId,
+      runId: opts.runId ?? '',
+      stepId: opts.stepId ?? '',
+      issuedAtUnixMs: BigInt(now.getTime()),
+      notBeforeUnixMs: BigInt((opts.notBefore ?? now).getTime()),
+      expiresAtUnixMs: BigInt(expiresAt.getTime()),
+      keyId: signer.keyId,
+      action,
+      secrets: Object.entries(opts.secrets ?? {}).map(([name, value]) => sealForAgent(boxKey, value, { assignmentId: id, name })),
+    })
+    const signed = signAssignment(signer.privateKey, signer.keyId, toBinary(AssignmentSchema, assignment))
+    const [row] = await this.ctx.db
+      .insert(agentAssignment)
+      .values({
+        id,
+        agentId,
+        runId: opts.runId ?? null,
+        stepId: opts.stepId ?? null,
+        actionKind: kind,
+        status: 'pending',
+        signed: Buffer.from(signed.assignment),
+        signature: Buffer.from(signed.signature),
+        keyId: signed.keyId,
+        createdAt: now,
+        expiresAt,
+      })
+      .returning()
+    if (opts.content) this.content.set(id, opts.content)
+    const events = this.events.stream(id)
+    const done = this.waitFor(id)
+    const session = this.registry.get(agentId)
+    if (session) await this.send(session, row!)
+    return { assignmentId: id, events, done }
+  }
+
+  /** Resolves with the final outcome of an assignment (at once when it is already final). */
+  waitFor(assignmentId: string): Promise<AssignmentOutcome> {
+    return new Promise((resolve, reject) => {
+      const unwatch = this.events.watch(assignmentId, (event) => {
+        if (event.type !== 'finished') return
+        unwatch()
+        resolve(event.outcome)
+      })
+      this.outcome(assignmentId).then((outcome) => {
+        if (outcome && FINAL_STATUSES.includes(outcome.status)) {
+          unwatch()
+          resolve(outcome)
+        }
+      }, reject)
+    })
+  }
+
+  async outcome(assignmentId: string): Promise<AssignmentOutcome | undefined> {
+    const [row] = await this.ctx.db.select().from(agentAssignment).where(eq(agentAssignment.id, assignmentId))
+    return row ? outcomeOf(row) : undefined
+  }
+
+  /** Stops an assignment: before delivery it ends `cancelled`; after, the agent interrupts it. */
+  async cancel(assignmentId: string, reason: string): Promise<void> {
+    const [row] = await this.ctx.db.select().from(agentAssignment).where(eq(agentAssignment.id, assignmentId))
+    if (!row) throw new NotFoundError('assignment', assignmentId)
+    if (row.status === 'pending') {
+      await this.finish(assignmentId, 'cancelled', { error: reason }, ['pending'])
+      return
+    }
+    const session = this.registry.get(row.agentId)
+    if (session && (row.status === 'sent' || row.status === 'running')) {
+      await session.send(frame({ case: 'cancel', value: { assignmentId, reason, graceMs: BigInt(CANCEL_GRACE_MS) } }))
+    }
+  }
+
+  // ---- session hooks -------------------------------------------------------------------------
+
+  async outputAcksFor(session: AgentSession, hello: Hello): Promise<{ assignmentId: string; ackedSeq: bigint }[]> {
+    const ids = hello.inFlightAssignmentIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id))
+    if (ids.length === 0) return []
+    const rows = await this.ctx.db
+      .select({ id: agentAssignment.id, ackedSeq: agentAssignment.ackedSeq })
+      .from(agentAssignment)
+      .where(and(eq(agentAssignment.agentId, session.agentId), inArray(agentAssignment.id, ids)))
+    return rows.map((r) => ({ assignmentId: r.id, ackedSeq: BigInt(r.ackedSeq) }))
+  }
+
+  async afterReady(session: AgentSession, hello: Hello): Promise<void> {
+    clearTimeout(this.lostTimers.get(session.agentId))
+    this.lostTimers.delete(session.agentId)
+    await this.announceKeysIfChanged()
+    const inFlight = new Set(hello.inFlightAssignmentIds)
+    const open = await this.ctx.db
+      .select()
+      .from(agentAssignment)
+      .where(and(eq(agentAssignment.agentId, session.agentId), inArray(agentAssignment.status, OPEN)))
+      .orderBy(agentAssignment.createdAt)
+    const now = this.ctx.clock()
+    for (const row of open) {
+      if (inFlight.has(row.id)) continue // the agent holds it: its result or output follows from its spool
+      if (row.status === 'running') {
+        // Started, yet the agent neither runs it nor holds a result: its state was lost.
+        await this.finish(row.id, 'agent_lost', { error: 'the agent reconnected without this assignment (its state was lost)' }, ['running'])
+      } else if (row.expiresAt.getTime() <= now.getTime()) {
+        await this.finish(row.id, 'undelivered', { error: 'the agent was not connected before the assignment expired' }, ['pending', 'sent'])
+      } else {
+        await this.send(session, row)
+      }
+    }
+  }
+
+  onClosed(session: AgentSession): void {
+    clearTimeout(this.lostTimers.get(session.agentId))
+    const timer = setTimeout(() => {
+      this.lostTimers.delete(session.agentId)
+      if (!this.registry.get(session.agentId)) void this.markLost(session.agentId).catch((err) => this.ctx.log.error({ err }, 'agents.mark_lost_failed'))
+    }, this.opts.lostGraceMs)
+    timer.unref()
+    this.lostTimers.set(session.agentId, timer)
+  }
+
+  async onAccepted(session: AgentSession, accepted: AssignmentAccepted): Promise<void> {
+    const startedAt = accepted.acceptedAtUnixMs > 0n ? new Date(Number(accepted.acceptedAtUnixMs)) : this.ctx.clock()
+    const updated = await this.ctx.db
+      .update(agentAssignment)
+      .set({ status: 'running', startedAt })
+      .where(and(eq(agentAssignment.id, accepted.assignmentId), eq(agentAssignment.agentId, session.agentId), inArray(agentAssignment.status, ['pending', 'sent'])))
+      .returning({ id: agentAssignment.id })
+    if (updated.length) this.events.emit(accepted.assignmentId, { type: 'status', status: 'running', at: startedAt })
+  }
+
+  async onRejected(session: AgentSession, rejected: AssignmentRejected): Promise<void> {
+    const id = rejected.assignmentId || (await this.idBySha(session.agentId, rejected.assignmentSha256))
+    if (!id) {
+      this.ctx.log.warn({ agentId: session.agentId }, 'agents.rejection_unmatched')
+      return
+    }
+    const reason = REJECT_NAMES[rejected.reason] ?? 'unspecified'
+    this.ctx.log.warn({ agentId: session.agentId, assignmentId: id, reason }, 'agents.assignment_rejected')
+    await this.finish(id, 'rejected', { rejectReason: reason, error: rejected.message.slice(0, 1000) || null }, ['pending', 'sent'], session.agentId)
+  }
+
+  onOutput(session: AgentSession, chunks: OutputChunk[]): Promise<{ assignmentId: string; ackedSeq: bigint }[]> {
+    return this.output.persist(session.agentId, chunks)
+  }
+
+  async onResult(session: AgentSession, result: AssignmentResult): Promise<boolean> {
+    const [row] = await this.ctx.db.select().from(agentAssignment).where(eq(agentAssignment.id, result.assignmentId))
+    if (!row || row.agentId !== session.agentId) {
+      this.ctx.log.warn({ agentId: session.agentId, assignmentId: result.assignmentId }, 'agents.result_for_unknown_assignment')
+      return true // nothing to keep; let the agent forget it
+    }
+    if (FINAL_STATUSES.includes(row.status)) return true // already final (e.g. agent_lost): the first verdict stands
+    const lastSeq = Number(result.lastSeq)
+    if (row.ackedSeq < lastSeq) {
+      // Output still missing would be a protocol error; it must not block the verdict forever.
+      this.ctx.log.warn({ assignmentId: row.id, ackedSeq: row.ackedSeq, lastSeq }, 'agents.result_before_output')
+    }
+    await this.finish(
+      row.id,
+      statusOfResult(result),
+      {
+        exitCode: result.exitCode ?? null,
+        signal: result.signal || null,
+        error: result.error ? result.error.slice(0, 2000) : null,
+        lastSeq,
+        startedAt: row.startedAt ?? (result.startedAtUnixMs > 0n ? new Date(Number(result.startedAtUnixMs)) : null),
+        finishedAt: result.finishedAtUnixMs > 0n ? new Date(Number(result.finishedAtUnixMs)) : this.ctx.clock(),
+        fileSha256: result.fileSha256.length ? Buffer.from(result.fileSha256).toString('hex') : null,
+        fileSize: result.fileSha256.length ? Number(result.fileSize) : null,
+      },
+      OPEN,
+    )
+    return true
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  /** Ends undelivered and lost assignments; runs on a timer and at start (covers a controller restart). */
+  async sweep(): Promise<void> {
+    const now = this.ctx.clock()
+    const expired = await this.ctx.db
+      .select({ id: agentAssignment.id })
+      .from(agentAssignment)
+      .where(and(eq(agentAssignment.status, 'pending'), lt(agentAssignment.expiresAt, now)))
+    for (const { id } of expired) await this.finish(id, 'undelivered', { error: 'the agent was not connected before the assignment expired' }, ['pending'])
+    const silentSince = new Date(now.getTime() - this.opts.lostGraceMs)
+    const lost = await this.ctx.db
+      .select({ id: agentAssignment.id, agentId: agentAssignment.agentId })
+      .from(agentAssignment)
+      .innerJoin(agent, eq(agent.id, agentAssignment.agentId))
+      .where(and(inArray(agentAssignment.status, ['sent', 'running']), or(isNull(agent.lastSeenAt), lt(agent.lastSeenAt, silentSince))))
+    for (const { id, agentId } of lost) {
+      if (this.registry.get(agentId)) continue
+      await this.finish(id, 'agent_lost', { error: 'the agent disconnected and did not come back within the grace period' }, ['sent', 'running'])
+    }
+  }
+
+  private async markLost(agentId: string): Promise<void> {
+    const rows = await this.ctx.db
+      .select({ id: agentAssignment.id })
+      .from(agentAssignment)
+      .where(and(eq(agentAssignment.agentId, agentId), inArray(agentAssignment.status, ['sent', 'running'])))
+    for (const { id } of rows) {
+      await this.finish(id, 'agent_lost', { error: 'the agent disconnected and did not come back within the grace period' }, ['sent', 'running'])
+    }
+  }
+
+  private async send(session: AgentSession, row: AgentAssignmentRow): Promise<void> {
+    await session.send(frame({ case: 'assignment', value: { assignment: row.signed, signature: row.signature, keyId: row.keyId } }))
+    const content = this.content.get(row.id)
+    if (content) {
+      for (let offset = 0; offset < content.length || offset === 0; offset += FILE_CHUNK_BYTES) {
+        const data = content.subarray(offset, offset + FILE_CHUNK_BYTES)
+        const last = offset + FILE_CHUNK_BYTES >= content.length
+        await session.send(frame({ case: 'fileChunk', value: { assignmentId: row.id, offset: BigInt(offset), data, last } }))
+        if (last) break
+      }
+    }
+    if (row.status === 'pending') {
+      const sentAt = this.ctx.clock()
+      const updated = await this.ctx.db
+        .update(agentAssignment)
+        .set({ status: 'sent', sentAt })
+        .where(and(eq(agentAssignment.id, row.id), eq(agentAssignment.status, 'pending')))
+        .returning({ id: agentAssignment.id })
+      if (updated.length) this.events.emit(row.id, { type: 'status', status: 'sent', at: sentAt })
+    }
+  }
+
+  /** Moves an assignment to a final status if it is still in one of `from`; emits `finished` once. */
+  private async finish(
+    id: string,
+    status: AssignmentStatus,
+    fields: Partial<typeof agentAssignment.$inferInsert>,
+    from: AssignmentStatus[],
+    agentId?: string,
+  ): Promise<void> {
+    const [row] = await this.ctx.db
+      .update(agentAssignment)
+      .set({ finishedAt: this.ctx.clock(), ...fields, status })
+      .where(and(eq(agentAssignment.id, id), inArray(agentAssignment.status, from), agentId ? eq(agentAssignment.agentId, agentId) : undefined))
+      .returning()
+    if (!row) return
+    this.content.delete(id)
+    this.output.forget(id)
+    this.events.emit(id, { type: 'status', status, at: row.finishedAt! })
+    this.events.emit(id, { type: 'finished', outcome: outcomeOf(row) })
+  }
+
+  private async idBySha(agentId: string, sha: Uint8Array): Promise<string | undefined> {
+    if (sha.length !== 32) return undefined
+    const rows = await this.ctx.db
+      .select({ id: agentAssignment.id, signed: agentAssignment.signed })
+      .from(agentAssignment)
+      .where(and(eq(agentAssignment.agentId, agentId), inArray(agentAssignment.status, ['pending', 'sent'])))
+    const want = Buffer.from(sha).toString('hex')
+    return rows.find((r) => createHash('sha256').update(r.signed).digest('hex') === want)?.id
+  }
+
+  /** The current signing key, reloaded now and then so a rotation (by any controller) takes effect. */
+  private async currentSigner(): Promise<SigningKey> {
+    if (!this.signer || Date.now() - this.signer.loadedAt > SIGNING_KEY_REFRESH_MS) await this.announceKeysIfChanged()
+    return this.signer!.key
+  }
+
+  /** Reloads the signing keys; when the set changed, tells every connected agent before anything is signed with a new key. */
+  async announceKeysIfChanged(): Promise<void> {
+    const keys = await activeSigningKeys(this.ctx.db, this.ctx.keyring)
+    if (keys.length === 0) throw new AppError('UNAVAILABLE', 'no active assignment-signing key')
+    const publicIds = keys.map((k) => k.keyId).join(',')
+    const changed = this.signer !== undefined && this.signer.publicIds !== publicIds
+    this.signer = { key: keys[0]!, publicIds, loadedAt: Date.now() }
+    if (!changed) return
+    const announcement = frame({ case: 'signingKey', value: { signingKeys: keys.map((k) => ({ keyId: k.keyId, publicKey: k.publicKey })) } })
+    for (const session of this.registry.all()) await session.send(announcement)
+    this.ctx.log.info({ keyIds: publicIds, agents: this.registry.size }, 'agents.signing_keys_announced')
+  }
+}
