@@ -85,3 +85,10 @@ export function readEnrollment(dir: string): EnrollmentState {
   if (!parsed.success) throw new StateError(`${path.join(dir, FILES.identity)} is damaged`)
   return { identity: parsed.data, caCertPem: read(FILES.ca), identitySeed: key(FILES.identityKey), boxSecretKey: key(FILES.boxKey) }
 }
+
+/** Replaces the accepted controller signing keys (after an announcement over an authenticated session). */
+export function writeSigningKeys(dir: string, keys: AgentIdentity['signing_keys']): void {
+  const file = path.join(dir, FILES.identity)
+  const identity = AgentIdentity.parse(JSON.parse(readFileSync(file, 'utf8')))
+  writePrivate(file, JSON.stringify(AgentIdentity.parse({ ...identity, signing_keys: keys }), null, 2) + '\n', 0o600)
+}

@@ -1,0 +1,225 @@
+import { create } from '@bufbuild/protobuf'
+import * as grpc from '@grpc/grpc-js'
+import type { KeyObject } from 'node:crypto'
+import type { Logger } from 'pino'
+import {
+  AgentService,
+  ConnectRequestSchema,
+  type ConnectRequest,
+  type ConnectResponse,
+  type SessionReady,
+  type SigningKey,
+} from '../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
+import type { Cancel, FileChunk, OutputAck, SignedAssignment } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
+import { ChannelBindingCredentials, tlsChannelBinding } from '../../proto/src/channel-binding.ts'
+import { grpcServiceDefinition } from '../../proto/src/grpc.ts'
+import { VERSION } from '../../proto/src/product-version.ts'
+import { signChallenge } from '../../proto/src/sign.ts'
+import { PROTOCOL_VERSION } from '../../proto/src/version.ts'
+import { collectHostFacts } from './host-facts.ts'
+
+type RequestFrame = NonNullable<Parameters<typeof create<typeof ConnectRequestSchema>>[1]>['frame']
+
+/** What the agent does with an authenticated session. */
+export interface SessionHandlers {
+  /** Assignment ids still running or with unacked output/results (sent in Hello). */
+  inFlight(): string[]
+  /** Ids running right now (sent in heartbeats). */
+  running(): string[]
+  signingKeyIds(): string[]
+  onReady(ready: SessionReady): void
+  onAssignment(signed: SignedAssignment): void
+  onCancel(cancel: Cancel): void
+  onFileChunk(chunk: FileChunk): void
+  onOutputAck(ack: OutputAck): void
+  onResultAck(assignmentId: string): void
+  onSigningKeys(keys: SigningKey[]): void
+  onDisconnected(): void
+}
+
+export interface ConnectionOptions {
+  agentId: string
+  controllers: string[]
+  caCertPem: string
+  identityKey: KeyObject
+  handlers: SessionHandlers
+  log: Logger
+  /** Reconnect backoff: full jitter, delay = random(0, min(cap, base · 2^attempt)). */
+  backoffBaseMs?: number
+  backoffCapMs?: number
+}
+
+const AgentClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(AgentService), 'AgentService')
+
+/** Full-jitter exponential backoff (AWS architecture blog): spreads reconnects of many agents evenly. */
+export function backoffDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
+  return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)))
+}
+
+type SessionEnd = { ready: boolean; drainWindowMs?: number; status?: grpc.status; details?: string }
+
+/**
+ * The agent's outbound connection: dials a controller, proves its identity over this TLS
+ * connection, keeps the session alive with heartbeats and reconnects with jittered backoff.
+ * The agent never listens on any port.
+ */
+export class ControllerConnection {
+  private stopped = false
+  private call: grpc.ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined
+  private ready = false
+  private wakeUp: (() => void) | undefined
+
+  constructor(private readonly opts: ConnectionOptions) {}
+
+  get isReady(): boolean {
+    return this.ready
+  }
+
+  /** Sends a frame on the live session; false when there is none (the spool keeps what matters). */
+  send(frame: RequestFrame): boolean {
+    if (!this.ready || !this.call) return false
+    this.call.write(create(ConnectRequestSchema, { frame }))
+    return true
+  }
+
+  async run(): Promise<void> {
+    const base = this.opts.backoffBaseMs ?? 1_000
+    const cap = this.opts.backoffCapMs ?? 30_000
+    let attempt = 0
+    let next = 0
+    while (!this.stopped) {
+      const address = this.opts.controllers[next++ % this.opts.controllers.length]!
+      const end = await this.session(address).catch((err: Error): SessionEnd => {
+        this.opts.log.warn({ controller: address, err: err.message }, 'agent.session_failed')
+        return { ready: false }
+      })
+      if (this.stopped) break
+      if (end.ready) attempt = 0
+      let delay: number
+      if (end.drainWindowMs !== undefined) delay = Math.floor(Math.random() * end.drainWindowMs)
+      else if (end.status === grpc.status.PERMISSION_DENIED || end.status === grpc.status.UNAUTHENTICATED) delay = cap // refused: keep trying, slowly
+      else delay = backoffDelay(attempt++, base, cap)
+      this.opts.log.info({ controller: address, status: end.status, details: end.details, reconnectInMs: delay }, 'agent.disconnected')
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay)
+        this.wakeUp = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+    }
+  }
+
+  stop(): void {
+    this.stopped = true
+    this.call?.cancel()
+    this.wakeUp?.()
+  }
+
+  private session(address: string): Promise<SessionEnd> {
+    const { handlers, log } = this.opts
+    const bindings: Uint8Array[] = []
+    const credentials = new ChannelBindingCredentials(grpc.credentials.createSsl(Buffer.from(this.opts.caCertPem)), (socket) => bindings.push(tlsChannelBinding(socket)))
+    const client = new AgentClient(address, credentials, { 'grpc.max_receive_message_length': 16 * 1024 * 1024 })
+    const call = (client as unknown as { connect(): grpc.ClientDuplexStream<ConnectRequest, ConnectResponse> }).connect()
+    this.call = call
+    return new Promise<SessionEnd>((resolve) => {
+      const end: SessionEnd = { ready: false }
+      let heartbeat: NodeJS.Timeout | undefined
+      let lastHeard = Date.now()
+      const finish = () => {
+        clearInterval(heartbeat)
+        if (this.ready) handlers.onDisconnected()
+        this.ready = false
+        this.call = undefined
+        client.close()
+        resolve(end)
+      }
+      call.on('data', (response: ConnectResponse) => {
+        lastHeard = Date.now()
+        const f = response.frame
+        switch (f.case) {
+          case 'challenge': {
+            // Exactly one TLS connection per client: its exporter is the one this stream runs on.
+            const binding = bindings.length === 1 ? bindings[0]! : undefined
+            if (!binding) {
+              log.warn({ connections: bindings.length }, 'agent.no_channel_binding')
+              call.cancel()
+              return
+            }
+            const signedAtUnixMs = Date.now()
+            const signature = signChallenge(this.opts.identityKey, { agentId: this.opts.agentId, nonce: f.value.nonce, signedAtUnixMs, channelBinding: binding })
+            call.write(create(ConnectRequestSchema, { frame: { case: 'challengeResponse', value: { signedAtUnixMs: BigInt(signedAtUnixMs), signature } } }))
+            return
+          }
+          case 'ready': {
+            this.ready = true
+            end.ready = true
+            const interval = Number(f.value.heartbeatIntervalMs) || 15_000
+            const timeout = Number(f.value.heartbeatTimeoutMs) || interval * 3
+            heartbeat = setInterval(() => {
+              if (Date.now() - lastHeard > timeout) {
+                log.warn({ silentMs: Date.now() - lastHeard }, 'agent.controller_silent')
+                call.cancel()
+                return
+              }
+              this.send({ case: 'heartbeat', value: { sentAtUnixMs: BigInt(Date.now()), runningAssignmentIds: handlers.running() } })
+            }, interval)
+            log.info({ controller: address, sessionId: f.value.sessionId, controllerVersion: f.value.controllerVersion }, 'agent.session_ready')
+            if (f.value.signingKeys.length) handlers.onSigningKeys(f.value.signingKeys)
+            handlers.onReady(f.value)
+            return
+          }
+          case 'heartbeat':
+            return
+          case 'assignment':
+            return handlers.onAssignment(f.value)
+          case 'cancel':
+            return handlers.onCancel(f.value)
+          case 'fileChunk':
+            return handlers.onFileChunk(f.value)
+          case 'outputAck':
+            return handlers.onOutputAck(f.value)
+          case 'resultAck':
+            return handlers.onResultAck(f.value.assignmentId)
+          case 'signingKey':
+            return handlers.onSigningKeys(f.value.signingKeys)
+          case 'drain':
+            log.info({ reason: f.value.reason, windowMs: Number(f.value.reconnectWindowMs) }, 'agent.drain')
+            end.drainWindowMs = Number(f.value.reconnectWindowMs)
+            call.cancel()
+            return
+          default:
+            log.warn({ frame: f.case }, 'agent.unexpected_frame')
+        }
+      })
+      call.on('error', (err: grpc.ServiceError) => {
+        end.status ??= err.code
+        end.details ??= err.details
+        if (err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNAUTHENTICATED) log.error({ details: err.details }, 'agent.refused_by_controller')
+      })
+      // grpc-js ends every call with exactly one 'status' (after 'error' for a failure).
+      call.on('status', (status: grpc.StatusObject) => {
+        end.status ??= status.code
+        end.details ??= status.details
+        finish()
+      })
+      call.on('end', () => call.end())
+      call.write(
+        create(ConnectRequestSchema, {
+          frame: {
+            case: 'hello',
+            value: {
+              agentId: this.opts.agentId,
+              agentProtocol: { ...PROTOCOL_VERSION },
+              agentVersion: VERSION,
+              host: collectHostFacts(),
+              inFlightAssignmentIds: handlers.inFlight(),
+              signingKeyIds: handlers.signingKeyIds(),
+            },
+          },
+        }),
+      )
+    })
+  }
+}

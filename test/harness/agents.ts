@@ -1,0 +1,210 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, mkdtempSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { createEnrollmentToken } from '../../controller/src/agents/enrollment.ts'
+import type { Dispatcher } from '../../controller/src/agents/assignments/dispatcher.ts'
+import { loadConfig } from '../../controller/src/config.ts'
+import type { AppContext } from '../../controller/src/context.ts'
+import { createLogger } from '../../controller/src/log.ts'
+import { startController, type RunningController } from '../../controller/src/main.ts'
+import { REPO_ROOT, tempDataDir } from './controller-process.ts'
+import { createPostgresDatabase, dropPostgresDatabase, testBackend } from './db.ts'
+
+export const AGENT_BIN = path.join(REPO_ROOT, 'agent/bin/opsconductor-agent.js')
+
+/** A loopback port nothing listens on right now (so a restarted controller can take the same one). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * The real controller, in this process (so a test can reach the dispatcher the job engine will
+ * call), on fixed loopback ports and its own database, restartable on the same ports and data.
+ */
+export class TestController {
+  running!: RunningController
+  private constructor(
+    readonly dataDir: string,
+    readonly grpcPort: number,
+    private readonly env: Record<string, string>,
+    private readonly databaseUrl: string | undefined,
+  ) {}
+
+  static async start(env: Record<string, string> = {}): Promise<TestController> {
+    const databaseUrl = (await testBackend()) === 'postgres' ? await createPostgresDatabase({ migrated: false }) : undefined
+    const controller = new TestController(tempDataDir(), await freePort(), env, databaseUrl)
+    await controller.boot()
+    return controller
+  }
+
+  get ctx(): AppContext {
+    return this.running.ctx
+  }
+
+  get dispatcher(): Dispatcher {
+    return this.running.ctx.agentGateway!.dispatcher
+  }
+
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.grpcPort}`
+  }
+
+  private async boot(): Promise<void> {
+    const config = loadConfig({
+      OPSC_DATA_DIR: this.dataDir,
+      OPSC_HTTP_PORT: '0',
+      OPSC_GRPC_PORT: String(this.grpcPort),
+      OPSC_BIND: '127.0.0.1',
+      OPSC_ADMIN_PASSWORD: 'test controller passphrase',
+      ...(this.databaseUrl ? { DATABASE_URL: this.databaseUrl } : {}),
+      ...this.env,
+    })
+    const logFile = process.env.OPSC_TEST_CONTROLLER_LOG
+    const log = logFile ? createLogger({ level: 'debug', destination: createWriteStream(logFile, { flags: 'a' }) }) : createLogger({ level: 'silent' })
+    this.running = await startController(config, log)
+  }
+
+  async restart(): Promise<void> {
+    await this.running.stop()
+    await this.boot()
+  }
+
+  async stop(): Promise<void> {
+    await this.running?.stop()
+    if (this.databaseUrl) await dropPostgresDatabase(this.databaseUrl)
+  }
+
+  async enrollmentToken(): Promise<string> {
+    const { token } = await createEnrollmentToken(this.ctx, undefined, { expires_in_seconds: 600, max_uses: 1 })
+    return token
+  }
+}
+
+export function agentCli(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const proc = spawn(process.execPath, [AGENT_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (d) => (stdout += d))
+    proc.stderr.on('data', (d) => (stderr += d))
+    proc.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** Enrols a fresh agent state dir with the controller (through `address`, default the controller's own). */
+export async function enrollAgent(controller: TestController, address = controller.grpcAddress): Promise<{ agentId: string; stateDir: string }> {
+  const stateDir = path.join(mkdtempSync(path.join(tmpdir(), 'opsc-agent-')), 'state')
+  const token = await controller.enrollmentToken()
+  const res = await agentCli(['enroll', '--controller', address, '--token', token, '--ca-fingerprint', controller.running.caFingerprint, '--state-dir', stateDir])
+  if (res.code !== 0) throw new Error(`enroll failed: ${res.stderr}`)
+  return { agentId: /enrolled as agent ([0-9a-f-]{36})/.exec(res.stdout)![1]!, stateDir }
+}
+
+type LogRecord = Record<string, unknown> & { msg?: string }
+
+/** A real `opsconductor-agent run` process; its JSON log lines are kept for assertions. */
+export class AgentProcess {
+  readonly logs: LogRecord[] = []
+  private waiters: { match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = []
+  readonly exited: Promise<number | null>
+
+  private constructor(readonly proc: ChildProcess) {
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)))
+    createInterface({ input: proc.stderr! }).on('line', (line) => {
+      let record: LogRecord
+      try {
+        record = JSON.parse(line) as LogRecord
+      } catch {
+        record = { msg: 'raw', line }
+      }
+      this.logs.push(record)
+      if (process.env.OPSC_TEST_AGENT_LOG) process.stderr.write(`[agent ${proc.pid}] ${line}\n`)
+      this.waiters = this.waiters.filter((w) => (w.match(record) ? (w.resolve(record), false) : true))
+    })
+  }
+
+  static start(stateDir: string, args: string[] = [], env: Record<string, string> = {}): AgentProcess {
+    const proc = spawn(process.execPath, [AGENT_BIN, 'run', '--state-dir', stateDir, '--reconnect-max-ms', '500', ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    return new AgentProcess(proc)
+  }
+
+  /** Resolves with the first log record (already seen or future) with this msg and matching fields. */
+  waitFor(msg: string, fields: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<LogRecord> {
+    const match = (r: LogRecord) => r.msg === msg && Object.entries(fields).every(([k, v]) => r[k] === v)
+    const seen = this.logs.find(match)
+    if (seen) return Promise.resolve(seen)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`agent never logged ${msg}; last lines: ${JSON.stringify(this.logs.slice(-5))}`)), timeoutMs)
+      this.waiters.push({ match, resolve: (r) => (clearTimeout(timer), resolve(r)) })
+    })
+  }
+
+  /** Waits for the next occurrence after the ones already logged. */
+  waitForNext(msg: string, timeoutMs = 60_000): Promise<LogRecord> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`agent never logged another ${msg}`)), timeoutMs)
+      this.waiters.push({ match: (r) => r.msg === msg, resolve: (r) => (clearTimeout(timer), resolve(r)) })
+    })
+  }
+
+  kill(signal: NodeJS.Signals): Promise<number | null> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill(signal)
+    return this.exited
+  }
+}
+
+/** A TCP relay between agent and controller whose connections a test can cut mid-stream. */
+export class CuttableProxy {
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+    private readonly sockets: Set<net.Socket>,
+  ) {}
+
+  static async start(targetPort: number): Promise<CuttableProxy> {
+    const sockets = new Set<net.Socket>()
+    const server = net.createServer((client) => {
+      const upstream = net.connect(targetPort, '127.0.0.1')
+      for (const s of [client, upstream]) {
+        sockets.add(s)
+        s.on('close', () => sockets.delete(s))
+        s.on('error', () => {})
+      }
+      client.pipe(upstream).pipe(client)
+      client.on('close', () => upstream.destroy())
+      upstream.on('close', () => client.destroy())
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    return new CuttableProxy(server, (server.address() as net.AddressInfo).port, sockets)
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`
+  }
+
+  /** Drops every relayed connection at once (both directions, no goodbye). */
+  cut(): number {
+    const n = this.sockets.size
+    for (const s of this.sockets) s.destroy()
+    return n
+  }
+
+  close(): Promise<void> {
+    this.cut()
+    return new Promise((resolve) => this.server.close(() => resolve()))
+  }
+}
