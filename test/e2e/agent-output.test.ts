@@ -25,7 +25,8 @@ before(async () => {
   const bytes = randomBytes(OUTPUT_BYTES)
   writeFileSync(payload, bytes)
   payloadSha = createHash('sha256').update(bytes).digest('hex')
-  controller = await TestController.start({ OPSC_AGENT_HEARTBEAT_MS: '1000' })
+  // A short drain window: the restarted controller's agents come back within a second, not 30.
+  controller = await TestController.start({ OPSC_AGENT_HEARTBEAT_MS: '1000', OPSC_AGENT_DRAIN_WINDOW_MS: '1000' })
   proxy = await CuttableProxy.start(controller.grpcPort)
   // The agent knows the controller only through the proxy, so the test can cut its connection.
   const enrolled = await enrollAgent(controller, proxy.address)
@@ -42,7 +43,7 @@ after(async () => {
 /** Streams a 50 MB file as stdout (slowed to ~25 MB/s so the cut lands mid-output), running `disrupt` once some of it is stored. */
 async function fiftyMegabytes(disrupt: () => Promise<void>): Promise<void> {
   const pv = `for i in $(seq 0 49); do dd if=${payload} bs=1M skip=$i count=1 status=none; sleep 0.04; done`
-  const { assignmentId, done } = await controller.dispatcher.dispatch(agentId, {
+  const { assignmentId } = await controller.dispatcher.dispatch(agentId, {
     case: 'exec',
     value: { command: { case: 'script', value: { shell: Shell.BASH, script: `${pv}; exit 0` } } },
   })
@@ -51,7 +52,8 @@ async function fiftyMegabytes(disrupt: () => Promise<void>): Promise<void> {
     return (row?.bytes ?? 0) > 5 * 1024 * 1024
   })
   await disrupt()
-  const outcome = await done
+  // Asked after the disruption: a restarted controller is a new dispatcher that knows it only from the database.
+  const outcome = await controller.dispatcher.waitFor(assignmentId)
   assert.equal(outcome.status, 'succeeded', JSON.stringify(outcome))
   assert.equal(outcome.outputBytes, OUTPUT_BYTES)
   assert.equal(outcome.truncated, false)
