@@ -145,7 +145,7 @@ program
     await withDatabase(auditVerifyCommand)
   })
 
-const keys = program.command('keys').description('master key management (see README: Master key)')
+const keys = program.command('keys').description('master key and assignment-signing key management (see README)')
 keys
   .command('rotate')
   .description('introduce a new master key (key-file mode) and re-wrap every stored secret with the current key')
@@ -160,6 +160,21 @@ keys
   .action(async () => {
     const { keysRetireCommand } = await import('./crypto/rotate.ts')
     await withDatabase((db) => keysRetireCommand(db, config()))
+  })
+
+keys
+  .command('rotate-signing')
+  .description('make a new assignment-signing key current (agents are told over their sessions before it is used)')
+  .action(async () => {
+    const { rotateSigningCommand } = await import('./agents/cli.ts')
+    await withDatabase((db) => rotateSigningCommand(db, config()))
+  })
+keys
+  .command('retire-signing <key-id>')
+  .description('stop agents accepting an older assignment-signing key')
+  .action(async (keyId: string) => {
+    const { retireSigningCommand } = await import('./agents/cli.ts')
+    await withDatabase((db) => retireSigningCommand(db, keyId))
   })
 
 program

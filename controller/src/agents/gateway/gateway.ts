@@ -31,7 +31,7 @@ export function createAgentGateway(ctx: AppContext): AgentGateway {
     flushLastSeen(ctx).catch((err) => ctx.log.warn({ err }, 'agents.last_seen_flush_failed'))
   }, Math.min(5_000, heartbeatMs))
   const sweep = () =>
-    Promise.all([dispatcher.sweep(), dropRevoked(ctx, registry)]).catch((err) => ctx.log.warn({ err }, 'agents.sweep_failed'))
+    Promise.all([dispatcher.sweep(), dropRevoked(ctx, registry), dispatcher.announceKeysIfChanged()]).catch((err) => ctx.log.warn({ err }, 'agents.sweep_failed'))
   const sweepTimer = setInterval(sweep, Math.min(SWEEP_MS, config.OPSC_AGENT_LOST_GRACE_MS))
   for (const t of [seenTimer, sweepTimer]) t.unref()
   void sweep()
