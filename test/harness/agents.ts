@@ -3,7 +3,6 @@ import { createWriteStream, mkdtempSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { createEnrollmentToken } from '../../controller/src/agents/enrollment.ts'
 import type { Dispatcher } from '../../controller/src/agents/assignments/dispatcher.ts'
 import { loadConfig } from '../../controller/src/config.ts'
@@ -12,6 +11,7 @@ import { createLogger } from '../../controller/src/log.ts'
 import { startController, type RunningController } from '../../controller/src/main.ts'
 import { REPO_ROOT, tempDataDir } from './controller-process.ts'
 import { createPostgresDatabase, dropPostgresDatabase, testBackend } from './db.ts'
+import { JsonLogWatcher, type LogRecord } from './log-watch.ts'
 
 export const AGENT_BIN = path.join(REPO_ROOT, 'agent/bin/opsconductor-agent.js')
 
@@ -110,27 +110,14 @@ export async function enrollAgent(controller: TestController, address = controll
   return { agentId: /enrolled as agent ([0-9a-f-]{36})/.exec(res.stdout)![1]!, stateDir }
 }
 
-type LogRecord = Record<string, unknown> & { msg?: string }
-
 /** A real `opsconductor-agent run` process; its JSON log lines are kept for assertions. */
 export class AgentProcess {
-  readonly logs: LogRecord[] = []
-  private waiters: { match: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = []
   readonly exited: Promise<number | null>
+  private readonly watcher: JsonLogWatcher
 
   private constructor(readonly proc: ChildProcess) {
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)))
-    createInterface({ input: proc.stderr! }).on('line', (line) => {
-      let record: LogRecord
-      try {
-        record = JSON.parse(line) as LogRecord
-      } catch {
-        record = { msg: 'raw', line }
-      }
-      this.logs.push(record)
-      if (process.env.OPSC_TEST_AGENT_LOG) process.stderr.write(`[agent ${proc.pid}] ${line}\n`)
-      this.waiters = this.waiters.filter((w) => (w.match(record) ? (w.resolve(record), false) : true))
-    })
+    this.watcher = new JsonLogWatcher(proc.stderr!, `agent ${proc.pid}`)
   }
 
   static start(stateDir: string, args: string[] = [], env: Record<string, string> = {}): AgentProcess {
@@ -142,23 +129,16 @@ export class AgentProcess {
     return new AgentProcess(proc)
   }
 
-  /** Resolves with the first log record (already seen or future) with this msg and matching fields. */
-  waitFor(msg: string, fields: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<LogRecord> {
-    const match = (r: LogRecord) => r.msg === msg && Object.entries(fields).every(([k, v]) => r[k] === v)
-    const seen = this.logs.find(match)
-    if (seen) return Promise.resolve(seen)
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent never logged ${msg}; last lines: ${JSON.stringify(this.logs.slice(-5))}`)), timeoutMs)
-      this.waiters.push({ match, resolve: (r) => (clearTimeout(timer), resolve(r)) })
-    })
+  get logs(): LogRecord[] {
+    return this.watcher.logs
   }
 
-  /** Waits for the next occurrence after the ones already logged. */
+  waitFor(msg: string, fields: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<LogRecord> {
+    return this.watcher.waitFor(msg, fields, timeoutMs)
+  }
+
   waitForNext(msg: string, timeoutMs = 60_000): Promise<LogRecord> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent never logged another ${msg}`)), timeoutMs)
-      this.waiters.push({ match: (r) => r.msg === msg, resolve: (r) => (clearTimeout(timer), resolve(r)) })
-    })
+    return this.watcher.waitForNext(msg, timeoutMs)
   }
 
   kill(signal: NodeJS.Signals): Promise<number | null> {

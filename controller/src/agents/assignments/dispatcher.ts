@@ -327,6 +327,8 @@ export class Dispatcher implements SessionHooks {
   }
 
   private async send(session: AgentSession, row: AgentAssignmentRow): Promise<void> {
+    if (session.delivered.has(row.id)) return // a second copy would only be refused as a replay
+    session.delivered.add(row.id)
     await session.send(frame({ case: 'assignment', value: { assignment: row.signed, signature: row.signature, keyId: row.keyId } }))
     const content = this.content.get(row.id)
     if (content) {

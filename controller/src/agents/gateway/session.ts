@@ -52,6 +52,8 @@ type Call = grpc.ServerDuplexStream<ConnectRequest, ConnectResponse>
 export class AgentSession {
   readonly id = randomUUID()
   readonly connectedAt: Date
+  /** Assignments written on this session: dispatch and the reconnect resend may race for the same one. */
+  readonly delivered = new Set<string>()
   private queue: Promise<void> = Promise.resolve()
   private pendingOutput: OutputChunk[] = []
   private closed = false
