@@ -1,14 +1,16 @@
 // `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
+import { agentsBench } from './agents.ts'
 import { selectorsBench } from './selectors.ts'
 import { startupBench } from './startup.ts'
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   startup: startupBench,
   selectors: selectorsBench,
+  agents: agentsBench,
 }
 
 const args = process.argv.slice(2)
-const named = args.filter((a) => a in BENCHES)
+const named = [...new Set(args.filter((a) => a in BENCHES))] // `agents --agents N` names it once
 for (const name of named.length ? named : Object.keys(BENCHES)) {
   console.log(`\n## ${name}`)
   await BENCHES[name]!(args)

@@ -17,7 +17,7 @@ let agent: AgentProcess
 const work = mkdtempSync(path.join(tmpdir(), 'opsc-actions-'))
 
 before(async () => {
-  controller = await TestController.start({ OPSC_AGENT_HEARTBEAT_MS: '500' })
+  controller = await TestController.start({ OPSC_AGENT_HEARTBEAT_MS: '500', OPSC_AGENT_LOST_GRACE_MS: '2000' })
   const enrolled = await enrollAgent(controller)
   agentId = enrolled.agentId
   agent = AgentProcess.start(enrolled.stateDir, ['--max-concurrent', '1', '--allowed-root', work])
@@ -103,15 +103,24 @@ test('a rotated signing key is announced over the session before it signs anythi
   assert.match(String((await updated).keyIds), new RegExp(keyId))
 })
 
-test('an agent that stops answering is shown offline within three heartbeats, and online again when it resumes', async () => {
+test('a silent agent goes offline within three heartbeats; its running work ends agent_lost after the grace, undeliverable work undelivered', async () => {
+  const running = await controller.dispatcher.dispatch(agentId, bash('sleep 4'))
+  await waitUntil(async () => (await controller.dispatcher.outcome(running.assignmentId))?.status === 'running')
   agent.proc.kill('SIGSTOP')
   try {
     await waitUntil(async () => (await getAgent(controller.ctx, agentId)).status === 'offline', 20_000)
     assert.equal(controller.ctx.agentGateway!.registry.get(agentId), undefined)
+    const lost = await running.done
+    assert.equal(lost.status, 'agent_lost')
+    const late = await controller.dispatcher.dispatch(agentId, bash('echo too late'), { ttlMs: 300 })
+    assert.equal((await late.done).status, 'undelivered')
   } finally {
     agent.proc.kill('SIGCONT')
   }
   await waitUntil(async () => (await getAgent(controller.ctx, agentId)).status === 'online', 30_000)
+  // The agent's late result does not overturn the verdict, and it is acked so the agent forgets it.
+  await agent.waitFor('agent.assignment_finished', { assignmentId: running.assignmentId })
+  assert.equal((await controller.dispatcher.outcome(running.assignmentId))!.status, 'agent_lost')
 })
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {

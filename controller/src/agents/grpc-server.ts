@@ -118,10 +118,15 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       (closing ??= new Promise<void>((resolve) => {
         setServing('NOT_SERVING')
         void listener.close()
-        const timer = setTimeout(() => server.forceShutdown(), graceMs)
-        timer.unref()
+        // Not unref'd: streams still in their handshake (or stuck peers) must not hold the process open.
+        const timer = setTimeout(() => {
+          server.forceShutdown()
+          listener.destroyConnections()
+        }, graceMs)
         server.tryShutdown(() => {
           clearTimeout(timer)
+          // grpc-js considers its injected sessions done; a connection still in its handshake is not.
+          listener.destroyConnections()
           resolve()
         })
       })),

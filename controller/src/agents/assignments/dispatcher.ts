@@ -208,7 +208,6 @@ export class Dispatcher implements SessionHooks {
   async afterReady(session: AgentSession, hello: Hello): Promise<void> {
     clearTimeout(this.lostTimers.get(session.agentId))
     this.lostTimers.delete(session.agentId)
-    await this.announceKeysIfChanged()
     const inFlight = new Set(hello.inFlightAssignmentIds)
     const open = await this.ctx.db
       .select()
@@ -364,6 +363,7 @@ export class Dispatcher implements SessionHooks {
       .where(and(eq(agentAssignment.id, id), inArray(agentAssignment.status, from), agentId ? eq(agentAssignment.agentId, agentId) : undefined))
       .returning()
     if (!row) return
+    this.registry.get(row.agentId)?.delivered.delete(id)
     this.content.delete(id)
     this.output.forget(id)
     this.events.emit(id, { type: 'status', status, at: row.finishedAt! })

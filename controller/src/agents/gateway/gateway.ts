@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { and, inArray, isNotNull } from 'drizzle-orm'
+import { and, isNotNull, sql } from 'drizzle-orm'
 import type { ConnectRequest, ConnectResponse } from '../../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import type { AppContext } from '../../context.ts'
 import { agent } from '../agents.sql.ts'
@@ -48,8 +48,10 @@ export function createAgentGateway(ctx: AppContext): AgentGateway {
     },
     async drain(reason) {
       const sessions = [...registry.all()]
+      ctx.log.info({ agents: sessions.length }, 'agents.draining')
       const drainFrame = frame({ case: 'drain', value: { reason, reconnectWindowMs: BigInt(config.OPSC_AGENT_DRAIN_WINDOW_MS) } })
-      await Promise.all(sessions.map((s) => s.send(drainFrame)))
+      // A peer that stopped reading must not hold up the shutdown.
+      await Promise.race([Promise.all(sessions.map((s) => s.send(drainFrame))), new Promise((r) => setTimeout(r, 2_000).unref())])
       for (const s of sessions) s.close(grpc.status.UNAVAILABLE, `controller draining: ${reason}`)
       await flushLastSeen(ctx).catch(() => {})
       ctx.log.info({ agents: sessions.length }, 'agents.drained')
@@ -65,9 +67,10 @@ export function createAgentGateway(ctx: AppContext): AgentGateway {
 async function dropRevoked(ctx: AppContext, registry: SessionRegistry): Promise<void> {
   const ids = [...registry.all()].map((s) => s.agentId)
   if (ids.length === 0) return
+  // One array parameter, not one per agent: a controller may hold more agents than a query has parameters.
   const revoked = await ctx.db
     .select({ id: agent.id })
     .from(agent)
-    .where(and(inArray(agent.id, ids), isNotNull(agent.revokedAt)))
+    .where(and(sql`${agent.id} = any(${`{${ids.join(',')}}`}::uuid[])`, isNotNull(agent.revokedAt)))
   for (const { id } of revoked) registry.get(id)?.close(grpc.status.PERMISSION_DENIED, 'this agent has been revoked')
 }

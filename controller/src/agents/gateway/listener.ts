@@ -13,6 +13,8 @@ export interface BindingListener {
   channelBinding(peer: string): Uint8Array | undefined
   /** Stops accepting; open connections are left to the gRPC server's shutdown. */
   close(): Promise<void>
+  /** Drops every connection still open (the end of a shutdown's grace period). */
+  destroyConnections(): void
 }
 
 /**
@@ -27,12 +29,17 @@ export async function listenWithChannelBinding(
 ): Promise<BindingListener> {
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure())
   const bindings = new Map<string, Uint8Array>()
+  const sockets = new Set<tls.TLSSocket>()
   const tlsServer = tls.createServer(
     { key: opts.tls.keyPem, cert: opts.certChainPem, ALPNProtocols: ['h2'], minVersion: 'TLSv1.3' },
     (socket) => {
       const peer = `${socket.remoteAddress}:${socket.remotePort}`
       bindings.set(peer, tlsChannelBinding(socket))
-      socket.once('close', () => bindings.delete(peer))
+      sockets.add(socket)
+      socket.once('close', () => {
+        bindings.delete(peer)
+        sockets.delete(socket)
+      })
       injector.injectConnection(socket)
     },
   )
@@ -46,6 +53,9 @@ export async function listenWithChannelBinding(
   return {
     port: typeof address === 'object' && address ? address.port : opts.port,
     channelBinding: (peer) => bindings.get(peer),
+    destroyConnections: () => {
+      for (const socket of sockets) socket.destroy()
+    },
     close: () =>
       new Promise<void>((resolve) => {
         tlsServer.close(() => resolve())

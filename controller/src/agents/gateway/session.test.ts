@@ -71,7 +71,10 @@ function open() {
       while (frames.length === 0) await new Promise<void>((r) => (onFrame = r))
       return frames.shift()!
     },
-    close: () => client.close(),
+    close: () => {
+      call.cancel()
+      client.close()
+    },
   }
 }
 

@@ -76,7 +76,7 @@ export class AgentSession {
 
   /** Writes a frame; resolves once the transport can take more (backpressure for file content). */
   send(response: ConnectResponse): Promise<void> {
-    if (this.closed) return Promise.resolve()
+    if (this.closed || this.call.writableEnded || this.call.destroyed) return Promise.resolve()
     if (this.call.write(response)) return Promise.resolve()
     return new Promise((resolve) => {
       const done = () => {
@@ -112,6 +112,7 @@ export class AgentSession {
   }
 
   startHeartbeats(): void {
+    if (this.closed) return
     const interval = this.deps.heartbeatMs
     this.timer = setInterval(() => {
       if (Date.now() - this.lastHeard > interval * MISSED_HEARTBEATS) {
@@ -297,8 +298,10 @@ export function serveConnect(call: Call, deps: GatewayDeps): void {
     const [fresh] = await ctx.db.select({ revokedAt: agent.revokedAt }).from(agent).where(eq(agent.id, row!.id))
     if (!fresh || fresh.revokedAt) throw new HandshakeRefused(grpc.status.PERMISSION_DENIED, 'this agent has been revoked', 'revoked')
     clearTimeout(handshakeTimer)
-    session = await openSession(call, deps, row!, hello!, peer)
+    // Assigned before any await: a stream that ends mid-setup must still finish this session.
+    session = new AgentSession(row!.id, row!.name, peer, call, deps)
     step = 'ready'
+    await openSession(session, deps, row!, hello!)
   }
 
   let handshakeQueue: Promise<void> = Promise.resolve()
@@ -319,9 +322,9 @@ export function serveConnect(call: Call, deps: GatewayDeps): void {
   call.on('error', ended)
 }
 
-async function openSession(call: Call, deps: GatewayDeps, row: AgentRow, hello: Hello, peer: string): Promise<AgentSession> {
+async function openSession(session: AgentSession, deps: GatewayDeps, row: AgentRow, hello: Hello): Promise<void> {
   const { ctx } = deps
-  const session = new AgentSession(row.id, row.name, peer, call, deps)
+  const peer = session.peer
   const now = ctx.clock()
   const host = hello.host
   await ctx.db
@@ -337,6 +340,11 @@ async function openSession(call: Call, deps: GatewayDeps, row: AgentRow, hello: 
     .insert(agentSession)
     .values({ agentId: row.id, sessionId: session.id, controllerId: ctx.nodeId, peerAddress: peer, connectedAt: now })
     .onConflictDoUpdate({ target: agentSession.agentId, set: { sessionId: session.id, controllerId: ctx.nodeId, peerAddress: peer, connectedAt: now } })
+  if (session.isClosed) {
+    // The stream ended while the session was being recorded: leave nothing behind.
+    await ctx.db.delete(agentSession).where(sql`${agentSession.agentId} = ${row.id} and ${agentSession.sessionId} = ${session.id}`)
+    return
+  }
   const replaced = deps.registry.attach(session)
   if (replaced) {
     replaced.close(grpc.status.ABORTED, 'replaced by a newer session of the same agent')
@@ -366,5 +374,4 @@ async function openSession(call: Call, deps: GatewayDeps, row: AgentRow, hello: 
   ctx.log.info({ agentId: row.id, sessionId: session.id, peer, inFlight: hello.inFlightAssignmentIds.length }, 'agents.session_ready')
   session.startHeartbeats()
   await deps.hooks.afterReady(session, hello)
-  return session
 }

@@ -1,0 +1,107 @@
+// The controller-side helpers of the agents bench: agent rows, dispatching to many agents at once,
+// memory and a Postgres checkpoint between measurements.
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import { sql } from 'drizzle-orm'
+import { agent } from '../../../controller/src/agents/agents.sql.ts'
+import type { Db } from '../../../controller/src/db/client.ts'
+import { rowsOf } from '../../../controller/src/db/migrate.ts'
+import { VERSION } from '../../../proto/src/product-version.ts'
+import { generateBoxKeyPair } from '../../../proto/src/seal.ts'
+import { exportEd25519PrivateKey, generateEd25519KeyPair } from '../../../proto/src/sign.ts'
+import { PROTOCOL_VERSION } from '../../../proto/src/version.ts'
+import type { TestController } from '../../harness/agents.ts'
+import type { AgentIdentity } from './protocol.ts'
+
+let gc: (() => void) | undefined
+
+/** Resident set and JS heap of this process (the controller's) after a full GC. */
+export function memory(): { rssKiB: number; heapKiB: number } {
+  if (!gc) {
+    v8.setFlagsFromString('--expose-gc')
+    gc = vm.runInNewContext('gc') as () => void
+  }
+  gc()
+  gc()
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0)
+  return { rssKiB, heapKiB: process.memoryUsage().heapUsed / 1024 }
+}
+
+/**
+ * memory() once it has stopped moving: V8 and malloc hand freed pages back to the system in the
+ * background, tens of seconds after the garbage is gone. Three readings 5 s apart within 2 MiB.
+ */
+export async function settledMemory(): Promise<{ rssKiB: number; heapKiB: number; waitedS: number }> {
+  const t0 = performance.now()
+  const readings: ReturnType<typeof memory>[] = []
+  for (;;) {
+    await sleep(5000)
+    readings.push(memory())
+    const last = readings.slice(-3).map((r) => r.rssKiB)
+    const waitedS = (performance.now() - t0) / 1000
+    if ((last.length === 3 && Math.max(...last) - Math.min(...last) <= 2048) || waitedS > 180) return { ...readings.at(-1)!, waitedS }
+  }
+}
+
+export function rssKiBOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+}
+
+export function p99(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil(0.99 * sorted.length) - 1)]!
+}
+
+/** Agent rows as enrollment would leave them, inserted directly; returns each agent's id and identity seed. */
+export async function seedAgents(db: Db, count: number): Promise<AgentIdentity[]> {
+  const identities: AgentIdentity[] = []
+  for (let start = 0; start < count; start += 1000) {
+    const rows = []
+    for (let i = start; i < Math.min(count, start + 1000); i++) {
+      const identity = generateEd25519KeyPair()
+      const id = crypto.randomUUID()
+      identities.push({ id, seed: Buffer.from(exportEd25519PrivateKey(identity.privateKey)).toString('base64') })
+      rows.push({
+        id,
+        name: `bench-agent-${i}`,
+        hostname: `bench-agent-${i}`,
+        identityPublicKey: Buffer.from(identity.publicKeyRaw).toString('base64'),
+        boxPublicKey: Buffer.from(generateBoxKeyPair().publicKey).toString('base64'),
+        agentVersion: VERSION,
+        protocolVersion: `${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor}`,
+      })
+    }
+    await db.insert(agent).values(rows)
+  }
+  return identities
+}
+
+/** Flushes what earlier runs left in Postgres's buffers, so their checkpoint does not land inside a measurement. */
+export async function checkpoint(db: Db): Promise<void> {
+  await db.execute(sql`checkpoint`).catch(() => {}) // needs superuser or pg_checkpoint; skipped otherwise
+}
+
+const exec = (argv: string[]) => ({ case: 'exec', value: { command: { case: 'argv', value: { argv } } } }) as const
+
+/** Dispatches one action to each agent at once; per assignment: dispatch call → final outcome persisted. */
+export async function dispatchAll(controller: TestController, agentIds: string[], argv: string[]) {
+  const t0 = performance.now()
+  const runs = await Promise.all(
+    agentIds.map(async (agentId) => {
+      const start = performance.now()
+      const { assignmentId, done } = await controller.dispatcher.dispatch(agentId, exec(argv))
+      const outcome = await done
+      return { assignmentId, status: outcome.status, ms: performance.now() - start }
+    }),
+  )
+  const wallMs = performance.now() - t0
+  const failed = runs.filter((r) => r.status !== 'succeeded')
+  if (failed.length) throw new Error(`${failed.length} of ${runs.length} assignments did not succeed, e.g. ${JSON.stringify(failed[0])}`)
+  const ids = `{${runs.map((r) => r.assignmentId).join(',')}}`
+  const [stored] = rowsOf<{ bytes: string; chunks: string }>(
+    await controller.ctx.db.execute(sql`select coalesce(sum(output_bytes), 0) as bytes, coalesce(sum(acked_seq), 0) as chunks from agent_assignment where id = any(${ids}::uuid[])`),
+  )
+  return { wallMs, latencies: runs.map((r) => r.ms), storedBytes: Number(stored!.bytes), ackedChunks: Number(stored!.chunks) }
+}
