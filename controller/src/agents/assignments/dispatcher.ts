@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { create, toBinary, type MessageInitShape } from '@bufbuild/protobuf'
-import { and, eq, inArray, isNull, lt, or } from 'drizzle-orm'
+import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm'
+import type { PgUpdateSetSource } from 'drizzle-orm/pg-core'
 import type { Hello } from '../../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import {
   AssignmentSchema,
@@ -112,14 +113,13 @@ export class Dispatcher implements SessionHooks {
   async dispatch(agentId: string, action: AssignmentAction, opts: DispatchOptions = {}): Promise<DispatchedAssignment> {
     const kind = action.case
     if (!kind) throw new AppError('VALIDATION', 'an assignment needs an action')
-    const [target] = await this.ctx.db.select().from(agent).where(eq(agent.id, agentId))
-    if (!target) throw new NotFoundError('agent', agentId)
-    if (target.revokedAt) throw new AppError('CONFLICT', `agent ${agentId} is revoked`)
+    // A live session is an authenticated, unrevoked agent (revocation drops it): no lookup needed.
+    const live = this.registry.get(agentId)
+    const boxKey = live ? live.boxPublicKey : await this.boxKeyOf(agentId)
     const signer = await this.currentSigner()
     const id = randomUUID()
     const now = this.ctx.clock()
     const expiresAt = new Date(now.getTime() + (opts.ttlMs ?? DEFAULT_TTL_MS))
-    const boxKey = new Uint8Array(Buffer.from(target.boxPublicKey, 'base64'))
     const assignment = create(AssignmentSchema, {
       assignmentId: id,
       agentId,
@@ -133,6 +133,7 @@ export class Dispatcher implements SessionHooks {
       secrets: Object.entries(opts.secrets ?? {}).map(([name, value]) => sealForAgent(boxKey, value, { assignmentId: id, name })),
     })
     const signed = signAssignment(signer.privateKey, signer.keyId, toBinary(AssignmentSchema, assignment))
+    const session = this.registry.get(agentId)
     const [row] = await this.ctx.db
       .insert(agentAssignment)
       .values({
@@ -141,7 +142,9 @@ export class Dispatcher implements SessionHooks {
         runId: opts.runId ?? null,
         stepId: opts.stepId ?? null,
         actionKind: kind,
-        status: 'pending',
+        // Written to a live session right after the insert: recorded as sent at once (one statement less).
+        status: session ? 'sent' : 'pending',
+        sentAt: session ? now : null,
         signed: Buffer.from(signed.assignment),
         signature: Buffer.from(signed.signature),
         keyId: signed.keyId,
@@ -150,11 +153,30 @@ export class Dispatcher implements SessionHooks {
       })
       .returning()
     if (opts.content) this.content.set(id, opts.content)
+    this.output.seed(id, agentId)
     const events = this.events.stream(id)
-    const done = this.waitFor(id)
-    const session = this.registry.get(agentId)
+    const done = this.nextOutcome(id)
     if (session) await this.send(session, row!)
     return { assignmentId: id, events, done }
+  }
+
+  private async boxKeyOf(agentId: string): Promise<Uint8Array> {
+    if (!/^[0-9a-f-]{36}$/i.test(agentId)) throw new NotFoundError('agent', agentId)
+    const [target] = await this.ctx.db.select({ boxPublicKey: agent.boxPublicKey, revokedAt: agent.revokedAt }).from(agent).where(eq(agent.id, agentId))
+    if (!target) throw new NotFoundError('agent', agentId)
+    if (target.revokedAt) throw new AppError('CONFLICT', `agent ${agentId} is revoked`)
+    return new Uint8Array(Buffer.from(target.boxPublicKey, 'base64'))
+  }
+
+  /** The outcome of an assignment this dispatcher is about to deliver (nothing to read back yet). */
+  private nextOutcome(assignmentId: string): Promise<AssignmentOutcome> {
+    return new Promise((resolve) => {
+      const unwatch = this.events.watch(assignmentId, (event) => {
+        if (event.type !== 'finished') return
+        unwatch()
+        resolve(event.outcome)
+      })
+    })
   }
 
   /** Resolves with the final outcome of an assignment (at once when it is already final). */
@@ -264,32 +286,29 @@ export class Dispatcher implements SessionHooks {
   }
 
   async onResult(session: AgentSession, result: AssignmentResult): Promise<boolean> {
-    const [row] = await this.ctx.db.select().from(agentAssignment).where(eq(agentAssignment.id, result.assignmentId))
-    if (!row || row.agentId !== session.agentId) {
-      this.ctx.log.warn({ agentId: session.agentId, assignmentId: result.assignmentId }, 'agents.result_for_unknown_assignment')
-      return true // nothing to keep; let the agent forget it
-    }
-    if (FINAL_STATUSES.includes(row.status)) return true // already final (e.g. agent_lost): the first verdict stands
     const lastSeq = Number(result.lastSeq)
-    if (row.ackedSeq < lastSeq) {
-      // Output still missing would be a protocol error; it must not block the verdict forever.
-      this.ctx.log.warn({ assignmentId: row.id, ackedSeq: row.ackedSeq, lastSeq }, 'agents.result_before_output')
-    }
-    await this.finish(
-      row.id,
+    // Only an open assignment of this agent takes the verdict; anything else (already final, e.g.
+    // agent_lost, or unknown) is acked so the agent forgets it — the first verdict stands.
+    const finished = await this.finish(
+      result.assignmentId,
       statusOfResult(result),
       {
         exitCode: result.exitCode ?? null,
         signal: result.signal || null,
         error: result.error ? result.error.slice(0, 2000) : null,
         lastSeq,
-        startedAt: row.startedAt ?? (result.startedAtUnixMs > 0n ? new Date(Number(result.startedAtUnixMs)) : null),
+        startedAt: sql`coalesce(${agentAssignment.startedAt}, ${result.startedAtUnixMs > 0n ? new Date(Number(result.startedAtUnixMs)).toISOString() : null}::timestamptz)`,
         finishedAt: result.finishedAtUnixMs > 0n ? new Date(Number(result.finishedAtUnixMs)) : this.ctx.clock(),
         fileSha256: result.fileSha256.length ? Buffer.from(result.fileSha256).toString('hex') : null,
         fileSize: result.fileSha256.length ? Number(result.fileSize) : null,
       },
       OPEN,
+      session.agentId,
     )
+    if (finished && finished.ackedSeq < lastSeq) {
+      // Output still missing would be a protocol error; it must not block the verdict forever.
+      this.ctx.log.warn({ assignmentId: finished.id, ackedSeq: finished.ackedSeq, lastSeq }, 'agents.result_before_output')
+    }
     return true
   }
 
@@ -353,21 +372,23 @@ export class Dispatcher implements SessionHooks {
   private async finish(
     id: string,
     status: AssignmentStatus,
-    fields: Partial<typeof agentAssignment.$inferInsert>,
+    fields: PgUpdateSetSource<typeof agentAssignment>,
     from: AssignmentStatus[],
     agentId?: string,
-  ): Promise<void> {
+  ): Promise<AgentAssignmentRow | undefined> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined
     const [row] = await this.ctx.db
       .update(agentAssignment)
       .set({ finishedAt: this.ctx.clock(), ...fields, status })
       .where(and(eq(agentAssignment.id, id), inArray(agentAssignment.status, from), agentId ? eq(agentAssignment.agentId, agentId) : undefined))
       .returning()
-    if (!row) return
+    if (!row) return undefined
     this.registry.get(row.agentId)?.delivered.delete(id)
     this.content.delete(id)
     this.output.forget(id)
     this.events.emit(id, { type: 'status', status, at: row.finishedAt! })
     this.events.emit(id, { type: 'finished', outcome: outcomeOf(row) })
+    return row
   }
 
   private async idBySha(agentId: string, sha: Uint8Array): Promise<string | undefined> {

@@ -29,6 +29,11 @@ export class OutputWriter {
     private readonly capBytes: number,
   ) {}
 
+  /** A new assignment starts with no output: its state needs no read-back. */
+  seed(assignmentId: string, agentId: string): void {
+    this.states.set(assignmentId, { agentId, ackedSeq: 0, outputBytes: 0, droppedBytes: 0, truncated: false })
+  }
+
   forget(assignmentId: string): void {
     this.states.delete(assignmentId)
   }
@@ -69,15 +74,18 @@ export class OutputWriter {
       if (after.ackedSeq !== before.ackedSeq) updates.push({ id: assignmentId, before, after })
     }
     if (updates.length) {
-      await this.ctx.db.transaction(async (tx) => {
-        for (let i = 0; i < rows.length; i += 500) await tx.insert(agentOutput).values(rows.slice(i, i + 500)).onConflictDoNothing()
-        for (const u of updates) {
-          await tx
+      // Rows first, then the acked seq: a crash between them leaves rows a resend skips (same seq),
+      // never an acked seq without its rows. So no transaction is needed, and memory (and the ack)
+      // advance only after both writes.
+      for (let i = 0; i < rows.length; i += 500) await this.ctx.db.insert(agentOutput).values(rows.slice(i, i + 500)).onConflictDoNothing()
+      await Promise.all(
+        updates.map((u) =>
+          this.ctx.db
             .update(agentAssignment)
             .set({ ackedSeq: u.after.ackedSeq, outputBytes: u.after.outputBytes, droppedBytes: u.after.droppedBytes, truncated: u.after.truncated })
-            .where(eq(agentAssignment.id, u.id))
-        }
-      })
+            .where(eq(agentAssignment.id, u.id)),
+        ),
+      )
       for (const u of updates) this.states.set(u.id, u.after)
       for (const row of rows) {
         this.events.emit(row.assignmentId, {

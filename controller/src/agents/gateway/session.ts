@@ -63,6 +63,8 @@ export class AgentSession {
   constructor(
     readonly agentId: string,
     readonly agentName: string,
+    /** Raw X25519 key secrets are sealed to (from the authenticated agent's record). */
+    readonly boxPublicKey: Uint8Array,
     readonly peer: string,
     private readonly call: Call,
     private readonly deps: GatewayDeps,
@@ -299,7 +301,7 @@ export function serveConnect(call: Call, deps: GatewayDeps): void {
     if (!fresh || fresh.revokedAt) throw new HandshakeRefused(grpc.status.PERMISSION_DENIED, 'this agent has been revoked', 'revoked')
     clearTimeout(handshakeTimer)
     // Assigned before any await: a stream that ends mid-setup must still finish this session.
-    session = new AgentSession(row!.id, row!.name, peer, call, deps)
+    session = new AgentSession(row!.id, row!.name, new Uint8Array(Buffer.from(row!.boxPublicKey, 'base64')), peer, call, deps)
     step = 'ready'
     await openSession(session, deps, row!, hello!)
   }
