@@ -4,12 +4,12 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
-import { and, asc, eq } from 'drizzle-orm'
-import { agentAssignment, agentOutput } from '../../controller/src/agents/assignments/assignments.sql.ts'
+import { eq } from 'drizzle-orm'
+import { agentAssignment } from '../../controller/src/agents/assignments/assignments.sql.ts'
 import { getAgent } from '../../controller/src/agents/service.ts'
 import { rotateSigningKey } from '../../controller/src/agents/signing-keys.ts'
 import { Shell } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
-import { AgentProcess, enrollAgent, TestController } from '../harness/agents.ts'
+import { AgentProcess, enrollAgent, TestController, storedOutput, waitUntil } from '../harness/agents.ts'
 
 let controller: TestController
 let agentId: string
@@ -30,14 +30,6 @@ after(async () => {
 
 const bash = (text: string) => ({ case: 'exec', value: { command: { case: 'script', value: { shell: Shell.BASH, script: text } } } }) as const
 
-async function stored(assignmentId: string, stream: number): Promise<Buffer> {
-  const rows = await controller.ctx.db
-    .select({ data: agentOutput.data })
-    .from(agentOutput)
-    .where(and(eq(agentOutput.assignmentId, assignmentId), eq(agentOutput.stream, stream)))
-    .orderBy(asc(agentOutput.seq))
-  return Buffer.concat(rows.map((r) => r.data))
-}
 
 test('put_file writes the streamed content atomically with its mode; get_file streams a file back with its checksum', async () => {
   const content = randomBytes(300 * 1024) // several FileChunk frames
@@ -71,7 +63,7 @@ test('put_file writes the streamed content atomically with its mode; get_file st
   const get = await controller.dispatcher.dispatch(agentId, { case: 'getFile', value: { path: source } })
   const getOutcome = await get.done
   assert.equal(getOutcome.status, 'succeeded')
-  assert.equal((await stored(get.assignmentId, 4)).toString(), 'line one\nline two\n')
+  assert.equal((await storedOutput(controller, get.assignmentId, 4)).toString(), 'line one\nline two\n')
   assert.equal(getOutcome.fileSize, 18)
 })
 
@@ -123,10 +115,3 @@ test('a silent agent goes offline within three heartbeats; its running work ends
   assert.equal((await controller.dispatcher.outcome(running.assignmentId))!.status, 'agent_lost')
 })
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}

@@ -8,7 +8,7 @@ import { and, asc, eq } from 'drizzle-orm'
 import { agentOutput } from '../../controller/src/agents/assignments/assignments.sql.ts'
 import { getAgent } from '../../controller/src/agents/service.ts'
 import { Shell } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
-import { TestController } from '../harness/agents.ts'
+import { TestController, waitUntil } from '../harness/agents.ts'
 import { ESTABLISHED_COUNTER, NetNamespace, PROBE_COUNTER, netnsUnavailable, type NamespacedAgent } from '../harness/netns.ts'
 
 // The agent only ever dials out. Here it runs in a network namespace whose firewall drops every
@@ -134,10 +134,3 @@ function hostConnect(host: string, port: number, timeoutMs = 30_000): Promise<Co
   return Object.defineProperties(result, { state: { get: () => state }, cancel: { value: () => socket.destroy() } }) as ReturnType<typeof hostConnect>
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test'
 import { asc, eq } from 'drizzle-orm'
 import { agentAssignment, agentOutput } from '../../controller/src/agents/assignments/assignments.sql.ts'
 import { Shell } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
-import { AgentProcess, CuttableProxy, enrollAgent, TestController } from '../harness/agents.ts'
+import { AgentProcess, CuttableProxy, enrollAgent, TestController, waitUntil } from '../harness/agents.ts'
 
 // 50 MB of incompressible output, checked byte for byte: every byte exactly once, in order.
 const OUTPUT_BYTES = 50 * 1024 * 1024
@@ -93,10 +93,3 @@ test('restarting the controller during 50 MB of output loses and duplicates noth
   })
 })
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}

@@ -5,15 +5,15 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { create, toBinary } from '@bufbuild/protobuf'
-import { and, asc, eq } from 'drizzle-orm'
-import { agentAssignment, agentOutput } from '../../controller/src/agents/assignments/assignments.sql.ts'
+import { and, eq } from 'drizzle-orm'
+import { agentAssignment } from '../../controller/src/agents/assignments/assignments.sql.ts'
 import { frame } from '../../controller/src/agents/gateway/frames.ts'
 import { getAgent, revokeAgent } from '../../controller/src/agents/service.ts'
 import { activeSigningKeys } from '../../controller/src/agents/signing-keys.ts'
 import { auditLog } from '../../controller/src/audit/audit.sql.ts'
 import { AssignmentSchema, Shell } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
 import { generateEd25519KeyPair, signAssignment } from '../../proto/src/sign.ts'
-import { AgentProcess, enrollAgent, TestController } from '../harness/agents.ts'
+import { AgentProcess, enrollAgent, TestController, storedOutput, waitUntil } from '../harness/agents.ts'
 
 let controller: TestController
 let agentId: string
@@ -33,15 +33,6 @@ after(async () => {
   await controller?.stop()
 })
 
-/** Every stored byte of one stream of an assignment, in seq order. */
-async function storedOutput(assignmentId: string, stream: number): Promise<Buffer> {
-  const rows = await controller.ctx.db
-    .select({ data: agentOutput.data })
-    .from(agentOutput)
-    .where(and(eq(agentOutput.assignmentId, assignmentId), eq(agentOutput.stream, stream)))
-    .orderBy(asc(agentOutput.seq))
-  return Buffer.concat(rows.map((r) => r.data))
-}
 
 const script = (text: string, extra: { timeoutMs?: bigint } = {}) =>
   ({ case: 'exec', value: { command: { case: 'script', value: { shell: Shell.BASH, script: text } }, ...extra } }) as const
@@ -58,8 +49,8 @@ test('a connected agent is online with its address and version; echo runs and it
   const outcome = await done
   assert.equal(outcome.status, 'failed')
   assert.equal(outcome.exitCode, 3)
-  assert.equal((await storedOutput(assignmentId, 1)).toString(), 'hello from the-agent\n')
-  assert.equal((await storedOutput(assignmentId, 2)).toString(), 'oops\n')
+  assert.equal((await storedOutput(controller, assignmentId, 1)).toString(), 'hello from the-agent\n')
+  assert.equal((await storedOutput(controller, assignmentId, 2)).toString(), 'oops\n')
   assert.ok(!agent.logs.some((r) => JSON.stringify(r).includes('the-agent')), 'the secret value never reaches the agent log')
 })
 
@@ -109,7 +100,7 @@ test('a timeout kills the whole process tree, grandchildren included', async () 
   const { assignmentId, done } = await controller.dispatcher.dispatch(agentId, script(tree, { timeoutMs: 1500n }))
   const outcome = await done
   assert.equal(outcome.status, 'timed_out')
-  const pids = (await storedOutput(assignmentId, 1)).toString().trim().split('\n').map(Number)
+  const pids = (await storedOutput(controller, assignmentId, 1)).toString().trim().split('\n').map(Number)
   assert.ok(pids.length >= 4, `pids printed: ${pids}`)
   for (const pid of pids) assert.equal(isAlive(pid), false, `process ${pid} survived the timeout`)
 })
@@ -162,10 +153,3 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}

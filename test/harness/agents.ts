@@ -3,6 +3,8 @@ import { createWriteStream, mkdtempSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { and, asc, eq } from 'drizzle-orm'
+import { agentOutput } from '../../controller/src/agents/assignments/assignments.sql.ts'
 import { createEnrollmentToken } from '../../controller/src/agents/enrollment.ts'
 import type { Dispatcher } from '../../controller/src/agents/assignments/dispatcher.ts'
 import { loadConfig } from '../../controller/src/config.ts'
@@ -186,5 +188,24 @@ export class CuttableProxy {
   close(): Promise<void> {
     this.cut()
     return new Promise((resolve) => this.server.close(() => resolve()))
+  }
+}
+
+/** Every stored byte of one output stream of an assignment (1 stdout, 2 stderr, 3 pty, 4 file), in seq order. */
+export async function storedOutput(controller: TestController, assignmentId: string, stream: number): Promise<Buffer> {
+  const rows = await controller.ctx.db
+    .select({ data: agentOutput.data })
+    .from(agentOutput)
+    .where(and(eq(agentOutput.assignmentId, assignmentId), eq(agentOutput.stream, stream)))
+    .orderBy(asc(agentOutput.seq))
+  return Buffer.concat(rows.map((r) => r.data))
+}
+
+/** Polls until `check` holds; for state that changes on its own (database rows, process tables). */
+export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs = 60_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
   }
 }
