@@ -14,6 +14,8 @@ import {
 import { sealForAgent } from '../../../../proto/src/seal.ts'
 import { signAssignment } from '../../../../proto/src/sign.ts'
 import type { AppContext } from '../../context.ts'
+import { Batcher } from '../../db/batcher.ts'
+import { rowsOf } from '../../db/migrate.ts'
 import { AppError, NotFoundError } from '../../errors.ts'
 import { agent } from '../agents.sql.ts'
 import { frame } from '../gateway/frames.ts'
@@ -260,15 +262,29 @@ export class Dispatcher implements SessionHooks {
     this.lostTimers.set(session.agentId, timer)
   }
 
-  async onAccepted(session: AgentSession, accepted: AssignmentAccepted): Promise<void> {
+  onAccepted(session: AgentSession, accepted: AssignmentAccepted): Promise<void> {
     const startedAt = accepted.acceptedAtUnixMs > 0n ? new Date(Number(accepted.acceptedAtUnixMs)) : this.ctx.clock()
-    const updated = await this.ctx.db
-      .update(agentAssignment)
-      .set({ status: 'running', startedAt })
-      .where(and(eq(agentAssignment.id, accepted.assignmentId), eq(agentAssignment.agentId, session.agentId), inArray(agentAssignment.status, ['pending', 'sent'])))
-      .returning({ id: agentAssignment.id })
-    if (updated.length) this.events.emit(accepted.assignmentId, { type: 'status', status: 'running', at: startedAt })
+    return this.accepts.add({ id: accepted.assignmentId, agentId: session.agentId, startedAt })
   }
+
+  /** Many agents' acceptances in one statement; only this agent's still-undelivered assignment moves to running. */
+  private readonly accepts = new Batcher<{ id: string; agentId: string; startedAt: Date }>(async (items) => {
+    const valid = items.filter((i) => /^[0-9a-f-]{36}$/i.test(i.id))
+    if (valid.length === 0) return
+    const values = sql.join(
+      valid.map((i) => sql`(${i.id}::uuid, ${i.agentId}::uuid, ${i.startedAt.toISOString()}::timestamptz)`),
+      sql`, `,
+    )
+    const updated = rowsOf<{ id: string }>(
+      await this.ctx.db.execute(sql`
+        update ${agentAssignment} a set status = 'running', started_at = v.started_at
+        from (values ${values}) as v(id, agent_id, started_at)
+        where a.id = v.id and a.agent_id = v.agent_id and a.status in ('pending', 'sent')
+        returning a.id`),
+    )
+    const at = new Map(valid.map((i) => [i.id, i.startedAt]))
+    for (const { id } of updated) this.events.emit(id, { type: 'status', status: 'running', at: at.get(id)! })
+  })
 
   async onRejected(session: AgentSession, rejected: AssignmentRejected): Promise<void> {
     const id = rejected.assignmentId || (await this.idBySha(session.agentId, rejected.assignmentSha256))

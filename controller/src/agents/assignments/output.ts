@@ -1,4 +1,5 @@
-import { eq, sql } from 'drizzle-orm'
+import { sql } from 'drizzle-orm'
+import { Batcher } from '../../db/batcher.ts'
 import type { OutputChunk } from '../../../../proto/gen/opsconductor/agent/v1/run_pb.ts'
 import type { AppContext } from '../../context.ts'
 import { agentAssignment, agentOutput } from './assignments.sql.ts'
@@ -13,6 +14,38 @@ interface OutputState {
 }
 
 type Ack = { assignmentId: string; ackedSeq: bigint }
+type OutputRow = typeof agentOutput.$inferInsert
+
+/** Rows stay under ~8 MB of hex per statement (postgres.js sends bytea as hex). */
+const ROW_BYTES_PER_INSERT = 4 * 1024 * 1024
+
+/**
+ * Rows first, then the acked seqs: a crash between them leaves rows a resend skips (same seq),
+ * never an acked seq without its rows — so no transaction is needed. `greatest` keeps an acked
+ * seq from going back when a closed session's last write lands after its successor's.
+ */
+async function writeOutput(ctx: AppContext, rows: OutputRow[], updates: (OutputState & { id: string })[]): Promise<void> {
+  for (let start = 0; start < rows.length; ) {
+    let end = start
+    let bytes = 0
+    while (end < rows.length && (end === start || bytes + rows[end]!.data.length <= ROW_BYTES_PER_INSERT)) bytes += rows[end++]!.data.length
+    await ctx.db.insert(agentOutput).values(rows.slice(start, end)).onConflictDoNothing()
+    start = end
+  }
+  if (updates.length === 0) return
+  const values = sql.join(
+    updates.map((u) => sql`(${u.id}::uuid, ${u.ackedSeq}::bigint, ${u.outputBytes}::bigint, ${u.droppedBytes}::bigint, ${u.truncated}::boolean)`),
+    sql`, `,
+  )
+  await ctx.db.execute(sql`
+    update ${agentAssignment} a set
+      acked_seq = greatest(a.acked_seq, v.acked_seq),
+      output_bytes = greatest(a.output_bytes, v.output_bytes),
+      dropped_bytes = greatest(a.dropped_bytes, v.dropped_bytes),
+      truncated = a.truncated or v.truncated
+    from (values ${values}) as v(id, acked_seq, output_bytes, dropped_bytes, truncated)
+    where a.id = v.id`)
+}
 
 /**
  * Persists output chunks exactly once: a chunk is kept only when its seq is the next one after
@@ -22,6 +55,10 @@ type Ack = { assignmentId: string; ackedSeq: bigint }
  */
 export class OutputWriter {
   private readonly states = new Map<string, OutputState>()
+  /** Output of every session written together: one insert and one update per event-loop turn. */
+  private readonly writes = new Batcher<{ rows: OutputRow[]; updates: (OutputState & { id: string })[] }>((batches) =>
+    writeOutput(this.ctx, batches.flatMap((b) => b.rows), batches.flatMap((b) => b.updates)),
+  )
 
   constructor(
     private readonly ctx: AppContext,
@@ -45,7 +82,7 @@ export class OutputWriter {
       if (list) list.push(chunk)
       else byAssignment.set(chunk.assignmentId, [chunk])
     }
-    const rows: (typeof agentOutput.$inferInsert)[] = []
+    const rows: OutputRow[] = []
     const updates: { id: string; before: OutputState; after: OutputState }[] = []
     for (const [assignmentId, list] of byAssignment) {
       const before = await this.state(assignmentId)
@@ -74,18 +111,7 @@ export class OutputWriter {
       if (after.ackedSeq !== before.ackedSeq) updates.push({ id: assignmentId, before, after })
     }
     if (updates.length) {
-      // Rows first, then the acked seq: a crash between them leaves rows a resend skips (same seq),
-      // never an acked seq without its rows. So no transaction is needed, and memory (and the ack)
-      // advance only after both writes.
-      for (let i = 0; i < rows.length; i += 500) await this.ctx.db.insert(agentOutput).values(rows.slice(i, i + 500)).onConflictDoNothing()
-      await Promise.all(
-        updates.map((u) =>
-          this.ctx.db
-            .update(agentAssignment)
-            .set({ ackedSeq: u.after.ackedSeq, outputBytes: u.after.outputBytes, droppedBytes: u.after.droppedBytes, truncated: u.after.truncated })
-            .where(eq(agentAssignment.id, u.id)),
-        ),
-      )
+      await this.writes.add({ rows, updates: updates.map((u) => ({ id: u.id, ...u.after })) })
       for (const u of updates) this.states.set(u.id, u.after)
       for (const row of rows) {
         this.events.emit(row.assignmentId, {
