@@ -302,31 +302,44 @@ export class Dispatcher implements SessionHooks {
   }
 
   async onResult(session: AgentSession, result: AssignmentResult): Promise<boolean> {
-    const lastSeq = Number(result.lastSeq)
     // Only an open assignment of this agent takes the verdict; anything else (already final, e.g.
     // agent_lost, or unknown) is acked so the agent forgets it — the first verdict stands.
-    const finished = await this.finish(
-      result.assignmentId,
-      statusOfResult(result),
-      {
-        exitCode: result.exitCode ?? null,
-        signal: result.signal || null,
-        error: result.error ? result.error.slice(0, 2000) : null,
-        lastSeq,
-        startedAt: sql`coalesce(${agentAssignment.startedAt}, ${result.startedAtUnixMs > 0n ? new Date(Number(result.startedAtUnixMs)).toISOString() : null}::timestamptz)`,
-        finishedAt: result.finishedAtUnixMs > 0n ? new Date(Number(result.finishedAtUnixMs)) : this.ctx.clock(),
-        fileSha256: result.fileSha256.length ? Buffer.from(result.fileSha256).toString('hex') : null,
-        fileSize: result.fileSha256.length ? Number(result.fileSize) : null,
-      },
-      OPEN,
-      session.agentId,
-    )
-    if (finished && finished.ackedSeq < lastSeq) {
-      // Output still missing would be a protocol error; it must not block the verdict forever.
-      this.ctx.log.warn({ assignmentId: finished.id, ackedSeq: finished.ackedSeq, lastSeq }, 'agents.result_before_output')
-    }
+    if (/^[0-9a-f-]{36}$/i.test(result.assignmentId)) await this.results.add({ agentId: session.agentId, result })
     return true
   }
+
+  /** Many agents' results in one UPDATE … FROM (VALUES …), then one read of the rows for their outcomes. */
+  private readonly results = new Batcher<{ agentId: string; result: AssignmentResult }>(async (items) => {
+    const ms = (v: bigint) => (v > 0n ? new Date(Number(v)).toISOString() : null)
+    const values = sql.join(
+      items.map(({ agentId, result: r }) => {
+        const file = r.fileSha256.length > 0
+        return sql`(${r.assignmentId}::uuid, ${agentId}::uuid, ${statusOfResult(r)}::text, ${r.exitCode ?? null}::int, ${r.signal || null}::text,
+          ${r.error ? r.error.slice(0, 2000) : null}::text, ${Number(r.lastSeq)}::bigint, ${ms(r.startedAtUnixMs)}::timestamptz,
+          ${ms(r.finishedAtUnixMs) ?? this.ctx.clock().toISOString()}::timestamptz,
+          ${file ? Buffer.from(r.fileSha256).toString('hex') : null}::text, ${file ? Number(r.fileSize) : null}::bigint)`
+      }),
+      sql`, `,
+    )
+    const finished = rowsOf<{ id: string }>(
+      await this.ctx.db.execute(sql`
+        update ${agentAssignment} a set status = v.status, exit_code = v.exit_code, signal = v.signal, error = v.error,
+          last_seq = v.last_seq, started_at = coalesce(a.started_at, v.started_at), finished_at = v.finished_at,
+          file_sha256 = v.file_sha256, file_size = v.file_size
+        from (values ${values}) as v(id, agent_id, status, exit_code, signal, error, last_seq, started_at, finished_at, file_sha256, file_size)
+        where a.id = v.id and a.agent_id = v.agent_id and a.status in ('pending', 'sent', 'running')
+        returning a.id`),
+    )
+    if (finished.length === 0) return
+    const rows = await this.ctx.db.select().from(agentAssignment).where(inArray(agentAssignment.id, finished.map((f) => f.id)))
+    for (const row of rows) {
+      if (row.lastSeq !== null && row.ackedSeq < row.lastSeq) {
+        // Output still missing would be a protocol error; it must not block the verdict forever.
+        this.ctx.log.warn({ assignmentId: row.id, ackedSeq: row.ackedSeq, lastSeq: row.lastSeq }, 'agents.result_before_output')
+      }
+      this.ended(row)
+    }
+  })
 
   // ---- internals -----------------------------------------------------------------------------
 
@@ -399,12 +412,17 @@ export class Dispatcher implements SessionHooks {
       .where(and(eq(agentAssignment.id, id), inArray(agentAssignment.status, from), agentId ? eq(agentAssignment.agentId, agentId) : undefined))
       .returning()
     if (!row) return undefined
-    this.registry.get(row.agentId)?.delivered.delete(id)
-    this.content.delete(id)
-    this.output.forget(id)
-    this.events.emit(id, { type: 'status', status, at: row.finishedAt! })
-    this.events.emit(id, { type: 'finished', outcome: outcomeOf(row) })
+    this.ended(row)
     return row
+  }
+
+  /** Forgets what memory held for a now-final assignment and tells its watchers. */
+  private ended(row: AgentAssignmentRow): void {
+    this.registry.get(row.agentId)?.delivered.delete(row.id)
+    this.content.delete(row.id)
+    this.output.forget(row.id)
+    this.events.emit(row.id, { type: 'status', status: row.status, at: row.finishedAt! })
+    this.events.emit(row.id, { type: 'finished', outcome: outcomeOf(row) })
   }
 
   private async idBySha(agentId: string, sha: Uint8Array): Promise<string | undefined> {
