@@ -105,3 +105,8 @@ export function isUniqueViolation(err: unknown): boolean {
   if (e.cause && e.cause !== err && isUniqueViolation(e.cause)) return true
   return /duplicate key value violates unique constraint/i.test(String(e.message))
 }
+
+/** A string Postgres accepts as a uuid (checked before a query, so a bad id is "not found", never a 500). */
+export function isUuid(value: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(value)
+}

@@ -25,6 +25,7 @@ import { activeSigningKeys, type SigningKey } from '../signing-keys.ts'
 import { agentAssignment, FINAL_STATUSES, type AgentAssignmentRow, type AssignmentStatus } from './assignments.sql.ts'
 import { AssignmentEvents, type AssignmentEvent, type AssignmentOutcome } from './events.ts'
 import { OutputWriter } from './output.ts'
+import { isUuid } from '../../db/client.ts'
 
 export type AssignmentAction = NonNullable<MessageInitShape<typeof AssignmentSchema>['action']>
 
@@ -163,7 +164,7 @@ export class Dispatcher implements SessionHooks {
   }
 
   private async boxKeyOf(agentId: string): Promise<Uint8Array> {
-    if (!/^[0-9a-f-]{36}$/i.test(agentId)) throw new NotFoundError('agent', agentId)
+    if (!isUuid(agentId)) throw new NotFoundError('agent', agentId)
     const [target] = await this.ctx.db.select({ boxPublicKey: agent.boxPublicKey, revokedAt: agent.revokedAt }).from(agent).where(eq(agent.id, agentId))
     if (!target) throw new NotFoundError('agent', agentId)
     if (target.revokedAt) throw new AppError('CONFLICT', `agent ${agentId} is revoked`)
@@ -220,7 +221,7 @@ export class Dispatcher implements SessionHooks {
   // ---- session hooks -------------------------------------------------------------------------
 
   async outputAcksFor(session: AgentSession, hello: Hello): Promise<{ assignmentId: string; ackedSeq: bigint }[]> {
-    const ids = hello.inFlightAssignmentIds.filter((id) => /^[0-9a-f-]{36}$/i.test(id))
+    const ids = hello.inFlightAssignmentIds.filter((id) => isUuid(id))
     if (ids.length === 0) return []
     const rows = await this.ctx.db
       .select({ id: agentAssignment.id, ackedSeq: agentAssignment.ackedSeq })
@@ -269,7 +270,7 @@ export class Dispatcher implements SessionHooks {
 
   /** Many agents' acceptances in one statement; only this agent's still-undelivered assignment moves to running. */
   private readonly accepts = new Batcher<{ id: string; agentId: string; startedAt: Date }>(async (items) => {
-    const valid = items.filter((i) => /^[0-9a-f-]{36}$/i.test(i.id))
+    const valid = items.filter((i) => isUuid(i.id))
     if (valid.length === 0) return
     const values = sql.join(
       valid.map((i) => sql`(${i.id}::uuid, ${i.agentId}::uuid, ${i.startedAt.toISOString()}::timestamptz)`),
@@ -304,7 +305,7 @@ export class Dispatcher implements SessionHooks {
   async onResult(session: AgentSession, result: AssignmentResult): Promise<boolean> {
     // Only an open assignment of this agent takes the verdict; anything else (already final, e.g.
     // agent_lost, or unknown) is acked so the agent forgets it — the first verdict stands.
-    if (/^[0-9a-f-]{36}$/i.test(result.assignmentId)) await this.results.add({ agentId: session.agentId, result })
+    if (isUuid(result.assignmentId)) await this.results.add({ agentId: session.agentId, result })
     return true
   }
 
@@ -405,7 +406,7 @@ export class Dispatcher implements SessionHooks {
     from: AssignmentStatus[],
     agentId?: string,
   ): Promise<AgentAssignmentRow | undefined> {
-    if (!/^[0-9a-f-]{36}$/i.test(id)) return undefined
+    if (!isUuid(id)) return undefined
     const [row] = await this.ctx.db
       .update(agentAssignment)
       .set({ finishedAt: this.ctx.clock(), ...fields, status })

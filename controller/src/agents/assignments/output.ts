@@ -4,6 +4,7 @@ import type { OutputChunk } from '../../../../proto/gen/opsconductor/agent/v1/ru
 import type { AppContext } from '../../context.ts'
 import { agentAssignment, agentOutput } from './assignments.sql.ts'
 import { STREAM_NAMES, type AssignmentEvents } from './events.ts'
+import { isUuid } from '../../db/client.ts'
 
 interface OutputState {
   agentId: string
@@ -135,7 +136,7 @@ export class OutputWriter {
   private async state(assignmentId: string): Promise<OutputState | undefined> {
     const cached = this.states.get(assignmentId)
     if (cached) return cached
-    if (!/^[0-9a-f-]{36}$/i.test(assignmentId)) return undefined
+    if (!isUuid(assignmentId)) return undefined
     const [row] = await this.ctx.db
       .select({
         agentId: agentAssignment.agentId,

@@ -20,6 +20,7 @@ import { activeSigningPublicKeys } from '../signing-keys.ts'
 import { factsFromHost } from '../facts.ts'
 import { frame } from './frames.ts'
 import type { SessionRegistry } from './registry.ts'
+import { isUuid } from '../../db/client.ts'
 
 /** What the gateway hands to the assignment side once a session is authenticated. */
 export interface SessionHooks {
@@ -276,7 +277,7 @@ export function serveConnect(call: Call, deps: GatewayDeps): void {
       if (!isCompatibleProtocol(hello.agentProtocol ?? { major: 0, minor: 0 }, PROTOCOL_VERSION)) {
         throw new HandshakeRefused(grpc.status.FAILED_PRECONDITION, `protocol ${hello.agentProtocol?.major}.${hello.agentProtocol?.minor} is not compatible with the controller's ${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor}`, 'protocol')
       }
-      if (!/^[0-9a-f-]{36}$/i.test(hello.agentId)) throw new HandshakeRefused(grpc.status.UNAUTHENTICATED, 'unknown agent', 'unknown_agent')
+      if (!isUuid(hello.agentId)) throw new HandshakeRefused(grpc.status.UNAUTHENTICATED, 'unknown agent', 'unknown_agent')
       ;[row] = await ctx.db.select().from(agent).where(eq(agent.id, hello.agentId))
       if (!row) throw new HandshakeRefused(grpc.status.UNAUTHENTICATED, 'unknown agent; enrol it again', 'unknown_agent')
       if (row.revokedAt) throw new HandshakeRefused(grpc.status.PERMISSION_DENIED, 'this agent has been revoked', 'revoked')
