@@ -75,11 +75,15 @@ export class ControllerConnection {
     return this.ready
   }
 
-  /** Sends a frame on the live session; false when there is none (the spool keeps what matters). */
+  /** Sends a frame on the live session; false when there is none or its buffer is full (the spool keeps what matters). */
   send(frame: RequestFrame): boolean {
     if (!this.ready || !this.call) return false
-    this.call.write(create(ConnectRequestSchema, { frame }))
-    return true
+    return this.call.write(create(ConnectRequestSchema, { frame }))
+  }
+
+  /** Calls `fn` once the live session's send buffer has room again (never if the session ends first). */
+  onceWritable(fn: () => void): void {
+    this.call?.once('drain', fn)
   }
 
   async run(): Promise<void> {

@@ -50,7 +50,7 @@ export interface RunnerOptions {
   /** Controller signing keys the agent accepts, by key id (replaced when the controller announces keys). */
   signingKeys: Map<string, KeyObject>
   boxSecretKey: Uint8Array
-  connection: Pick<ControllerConnection, 'send' | 'isReady'>
+  connection: Pick<ControllerConnection, 'send' | 'isReady' | 'onceWritable'>
   log: Logger
   maxConcurrent: number
   allowedRoots?: string[]
@@ -116,6 +116,8 @@ export class Runner {
   private readonly running = new Map<string, Running>()
   private readonly queue: { assignment: Assignment; env: Record<string, string> }[] = []
   private active = 0
+  /** A reconnect resend in progress: the spool's unacked entries, then what was recorded meanwhile. */
+  private backlog: { entries: Iterator<SpoolEntry>; live: SpoolEntry[] } | undefined
 
   constructor(private readonly opts: RunnerOptions) {}
 
@@ -148,8 +150,25 @@ export class Runner {
   /** The controller told us what it already holds; send everything else from the spool, in order. */
   onReady(acks: OutputAck[]): void {
     for (const ack of acks) this.opts.spool.ackOutput(ack.assignmentId, ack.ackedSeq)
-    // Synchronous: no live output can slip in between, so the controller sees every seq in order.
-    for (const entry of this.opts.spool.pending()) this.sendEntry(entry)
+    this.backlog = { entries: this.opts.spool.pending()[Symbol.iterator](), live: [] }
+    this.pump()
+  }
+
+  /**
+   * Sends the spool's backlog at the pace the transport takes it (a 256 MiB backlog never sits in
+   * memory at once); output recorded meanwhile waits behind it, so the controller sees seqs in order.
+   */
+  private pump(): void {
+    const backlog = this.backlog
+    if (!backlog) return
+    for (let next = backlog.entries.next(); !next.done; next = backlog.entries.next()) {
+      if (!this.sendEntry(next.value)) {
+        if (this.opts.connection.isReady) this.opts.connection.onceWritable(() => this.pump())
+        return
+      }
+    }
+    for (const entry of backlog.live) this.sendEntry(entry)
+    this.backlog = undefined
   }
 
   onOutputAck(ack: OutputAck): void {
@@ -161,6 +180,7 @@ export class Runner {
   }
 
   onDisconnected(): void {
+    this.backlog = undefined // everything it held is in the spool: the next session resends it
     // A file transfer cannot complete without its chunks; the controller sees the failure in the result.
     for (const [id, run] of this.running) {
       if (run.put) {
@@ -319,11 +339,13 @@ export class Runner {
   private record(entry: SpoolEntry): void {
     if (entry.kind === 'output') this.opts.spool.appendOutput(entry.chunk)
     else this.opts.spool.appendResult(entry.result)
-    this.sendEntry(entry)
+    if (this.backlog) this.backlog.live.push(entry)
+    else this.sendEntry(entry)
   }
 
-  private sendEntry(entry: SpoolEntry): void {
-    if (entry.kind === 'output') this.opts.connection.send({ case: 'output', value: entry.chunk })
-    else this.opts.connection.send({ case: 'result', value: entry.result })
+  /** False when the session is gone or its send buffer is full. */
+  private sendEntry(entry: SpoolEntry): boolean {
+    if (entry.kind === 'output') return this.opts.connection.send({ case: 'output', value: entry.chunk })
+    return this.opts.connection.send({ case: 'result', value: entry.result })
   }
 }
