@@ -44,6 +44,9 @@ test('dispatch to an unknown or malformed agent id is NOT_FOUND; to a revoked ag
   const [other] = await t.ctx.db.insert(agent).values({ name: 'gone', hostname: 'gone', identityPublicKey: 'x', boxPublicKey: 'x', agentVersion: '0', protocolVersion: '1.0', revokedAt: new Date() }).returning()
   await assert.rejects(dispatcher.dispatch(other!.id, echo), (err: unknown) => err instanceof AppError && err.code === 'CONFLICT')
   assert.equal((await t.ctx.db.select().from(agentAssignment)).length, 0)
+  assert.equal(await dispatcher.outcome('not-a-uuid'), undefined)
+  await assert.rejects(dispatcher.cancel('not-a-uuid', 'x'), NotFoundError)
+  await assert.rejects(dispatcher.cancel(randomUUID(), 'x'), NotFoundError)
 })
 
 test('work for an agent that is not connected waits as pending, then ends undelivered after its deadline', async () => {

@@ -200,12 +200,14 @@ export class Dispatcher implements SessionHooks {
   }
 
   async outcome(assignmentId: string): Promise<AssignmentOutcome | undefined> {
+    if (!isUuid(assignmentId)) return undefined
     const [row] = await this.ctx.db.select().from(agentAssignment).where(eq(agentAssignment.id, assignmentId))
     return row ? outcomeOf(row) : undefined
   }
 
   /** Stops an assignment: before delivery it ends `cancelled`; after, the agent interrupts it. */
   async cancel(assignmentId: string, reason: string): Promise<void> {
+    if (!isUuid(assignmentId)) throw new NotFoundError('assignment', assignmentId)
     const [row] = await this.ctx.db.select().from(agentAssignment).where(eq(agentAssignment.id, assignmentId))
     if (!row) throw new NotFoundError('assignment', assignmentId)
     if (row.status === 'pending') {
