@@ -158,7 +158,7 @@ export class Dispatcher implements SessionHooks {
     if (opts.content) this.content.set(id, opts.content)
     this.output.seed(id, agentId)
     const events = this.events.stream(id)
-    const done = this.nextOutcome(id)
+    const done = this.watchOutcome(id).outcome // a new assignment: nothing to read back yet
     if (session) await this.send(session, row!)
     return { assignmentId: id, events, done }
   }
@@ -171,32 +171,26 @@ export class Dispatcher implements SessionHooks {
     return new Uint8Array(Buffer.from(target.boxPublicKey, 'base64'))
   }
 
-  /** The outcome of an assignment this dispatcher is about to deliver (nothing to read back yet). */
-  private nextOutcome(assignmentId: string): Promise<AssignmentOutcome> {
-    return new Promise((resolve) => {
-      const unwatch = this.events.watch(assignmentId, (event) => {
+  /** The next final outcome of an assignment, as it happens; `stop` forgets the watch. */
+  private watchOutcome(assignmentId: string): { outcome: Promise<AssignmentOutcome>; stop(): void } {
+    let stop = () => {}
+    const outcome = new Promise<AssignmentOutcome>((resolve) => {
+      stop = this.events.watch(assignmentId, (event) => {
         if (event.type !== 'finished') return
-        unwatch()
+        stop()
         resolve(event.outcome)
       })
     })
+    return { outcome, stop }
   }
 
   /** Resolves with the final outcome of an assignment (at once when it is already final). */
-  waitFor(assignmentId: string): Promise<AssignmentOutcome> {
-    return new Promise((resolve, reject) => {
-      const unwatch = this.events.watch(assignmentId, (event) => {
-        if (event.type !== 'finished') return
-        unwatch()
-        resolve(event.outcome)
-      })
-      this.outcome(assignmentId).then((outcome) => {
-        if (outcome && FINAL_STATUSES.includes(outcome.status)) {
-          unwatch()
-          resolve(outcome)
-        }
-      }, reject)
-    })
+  async waitFor(assignmentId: string): Promise<AssignmentOutcome> {
+    const next = this.watchOutcome(assignmentId) // watching before reading: a verdict in between is not missed
+    const current = await this.outcome(assignmentId)
+    if (!current || !FINAL_STATUSES.includes(current.status)) return next.outcome
+    next.stop()
+    return current
   }
 
   async outcome(assignmentId: string): Promise<AssignmentOutcome | undefined> {

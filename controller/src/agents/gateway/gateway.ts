@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js'
 import { and, isNotNull, sql } from 'drizzle-orm'
 import type { ConnectRequest, ConnectResponse } from '../../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import type { AppContext } from '../../context.ts'
+import { uuidArray } from '../../db/client.ts'
 import { agent } from '../agents.sql.ts'
 import { Dispatcher } from '../assignments/dispatcher.ts'
 import { frame } from './frames.ts'
@@ -71,6 +72,6 @@ async function dropRevoked(ctx: AppContext, registry: SessionRegistry): Promise<
   const revoked = await ctx.db
     .select({ id: agent.id })
     .from(agent)
-    .where(and(sql`${agent.id} = any(${`{${ids.join(',')}}`}::uuid[])`, isNotNull(agent.revokedAt)))
+    .where(and(sql`${agent.id} = any(${uuidArray(ids)})`, isNotNull(agent.revokedAt)))
   for (const { id } of revoked) registry.get(id)?.close(grpc.status.PERMISSION_DENIED, 'this agent has been revoked')
 }

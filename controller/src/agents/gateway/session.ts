@@ -20,7 +20,7 @@ import { activeSigningPublicKeys } from '../signing-keys.ts'
 import { factsFromHost } from '../facts.ts'
 import { frame } from './frames.ts'
 import type { SessionRegistry } from './registry.ts'
-import { isUuid } from '../../db/client.ts'
+import { isUuid, uuidArray } from '../../db/client.ts'
 
 /** What the gateway hands to the assignment side once a session is authenticated. */
 export interface SessionHooks {
@@ -188,7 +188,7 @@ export async function flushLastSeen(ctx: AppContext): Promise<void> {
   if (!set || set.size === 0) return
   const ids = [...set]
   set.clear()
-  await ctx.db.execute(sql`update agent set last_seen_at = ${ctx.clock().toISOString()}::timestamptz where id = any(${`{${ids.join(',')}}`}::uuid[])`)
+  await ctx.db.execute(sql`update agent set last_seen_at = ${ctx.clock().toISOString()}::timestamptz where id = any(${uuidArray(ids)})`)
 }
 
 const SECURITY_KIND: Record<number, string> = {
