@@ -9,6 +9,8 @@ import { declaredRoutes } from './auth/access.ts'
 import { authenticate } from './auth/middleware.ts'
 import { authRoutes } from './auth/routes.ts'
 import { credentialsRoutes } from './credentials/routes.ts'
+import { jobsRoutes } from './jobs/routes.ts'
+import { runsRoutes } from './runs/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
 import { settingsRoutes } from './settings/routes.ts'
 import { targetGroupsRoutes } from './target-groups/routes.ts'
@@ -38,6 +40,8 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/targets', targetsRoutes)
     .route('/target-groups', targetGroupsRoutes)
     .route('/agents', agentsRoutes)
+    .route('/jobs', jobsRoutes)
+    .route('/runs', runsRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

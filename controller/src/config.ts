@@ -82,6 +82,17 @@ export const ControllerConfig = z
     OPSC_AGENT_DRAIN_WINDOW_MS: bounded('OPSC_AGENT_DRAIN_WINDOW_MS', 30_000, 0, 600_000),
     /** Output kept per step run; beyond it the output is marked truncated. */
     OPSC_OUTPUT_CAP_BYTES: bounded('OPSC_OUTPUT_CAP_BYTES', 64 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024, 'bytes'),
+    /** A claimed step run's lease: a controller that stops renewing it for this long loses it to another. */
+    OPSC_WORK_LEASE_MS: bounded('OPSC_WORK_LEASE_MS', 30_000, 1_000, 600_000),
+    /** Steps a controller runs itself at once (SSH, HTTP, SQL…); agent steps have their own, larger limit. */
+    OPSC_ENGINE_LOCAL_CAPACITY: bounded('OPSC_ENGINE_LOCAL_CAPACITY', 256, 1, 10_000, 'steps'),
+    OPSC_ENGINE_AGENT_CAPACITY: bounded('OPSC_ENGINE_AGENT_CAPACITY', 20_000, 1, 1_000_000, 'steps'),
+    /** Finished runs (with their output) older than this are deleted; 0 keeps them forever. */
+    OPSC_RUN_RETENTION_DAYS: bounded('OPSC_RUN_RETENTION_DAYS', 90, 0, 36_500, 'days'),
+    /** Output of finished runs older than this is deleted (the run record stays); 0 keeps it as long as the run. */
+    OPSC_OUTPUT_RETENTION_DAYS: bounded('OPSC_OUTPUT_RETENTION_DAYS', 30, 0, 36_500, 'days'),
+    /** When stored output exceeds this, the oldest finished runs' output goes first; 0 means no size limit. */
+    OPSC_OUTPUT_RETENTION_BYTES: bounded('OPSC_OUTPUT_RETENTION_BYTES', 0, 0, Number.MAX_SAFE_INTEGER, 'bytes'),
   })
   .superRefine((cfg, ctx) => {
     if ((cfg.OPSC_TLS_CERT === undefined) !== (cfg.OPSC_TLS_KEY === undefined)) {

@@ -7,6 +7,7 @@ import type { Database, Db } from './db/client.ts'
 import type { Logger } from './log.ts'
 import type { Metrics } from './system/metrics.ts'
 import type { Readiness } from './system/readiness.ts'
+import type { RunEngine } from './runs/engine.ts'
 
 /** What every feature needs, passed explicitly (no globals, no AsyncLocalStorage). */
 export interface AppContext {
@@ -29,6 +30,8 @@ export interface AppContext {
   caFingerprint?: string
   /** Agent sessions and dispatch; absent in processes that serve no agents (CLI, some tests). */
   agentGateway?: AgentGateway
+  /** The job engine (claims and runs step runs, live events); absent in the CLI. */
+  runEngine?: RunEngine
 }
 
 export interface AppEnv {

@@ -6,6 +6,7 @@ import { createAgentGateway, type AgentGateway } from './agents/gateway/gateway.
 import { startGrpcServer, type RunningGrpcServer } from './agents/grpc-server.ts'
 import { ensureSigningKey } from './agents/signing-keys.ts'
 import { createApp } from './app.ts'
+import { RunEngine } from './runs/engine.ts'
 import type { ControllerConfig } from './config.ts'
 import type { AppContext } from './context.ts'
 import { lockDataDir } from './data-dir.ts'
@@ -101,6 +102,13 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     const gateway = createAgentGateway(ctx)
     ctx.agentGateway = gateway
     cleanups.push(() => gateway.stop())
+    const engine = new RunEngine(ctx, {
+      leaseMs: config.OPSC_WORK_LEASE_MS,
+      localCapacity: config.OPSC_ENGINE_LOCAL_CAPACITY,
+      agentCapacity: config.OPSC_ENGINE_AGENT_CAPACITY,
+    })
+    ctx.runEngine = engine
+    cleanups.push(() => engine.stop())
     const http = await startHttpServer({ app: createApp(ctx), tls, host: config.OPSC_BIND, port: config.OPSC_HTTP_PORT })
     cleanups.push(() => http.close(SHUTDOWN_GRACE_MS))
     const ca = { caCertPem: tls.caCertPem ?? tls.certPem }
@@ -120,6 +128,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     ctx.grpcPort = grpc.port
     cleanups.push(() => grpc.close(SHUTDOWN_GRACE_MS))
     await registerControllerNode(database.db, { id: ctx.nodeId, version: VERSION, httpPort: http.port, grpcPort: grpc.port })
+    await engine.start()
     const timers = startBackgroundLoops(ctx, grpc)
     log.info(
       {
@@ -138,7 +147,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       grpcPort: grpc.port,
       ctx,
       caFingerprint: tls.fingerprint,
-      stop: () => stopController(ctx, { http, grpc, gateway, timers, cleanup }),
+      stop: () => stopController(ctx, { http, grpc, gateway, engine, timers, cleanup }),
     }
   } catch (err) {
     await cleanup()
@@ -159,13 +168,15 @@ function startBackgroundLoops(ctx: AppContext, grpc: RunningGrpcServer): NodeJS.
 
 async function stopController(
   ctx: AppContext,
-  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; gateway: AgentGateway; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
+  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; gateway: AgentGateway; engine: RunEngine; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
 ): Promise<void> {
   const started = Date.now()
   ctx.log.info('controller.stopping')
   ctx.readiness.markStopping()
   parts.grpc.setServing('NOT_SERVING')
   for (const t of parts.timers) clearInterval(t)
+  // No new work is claimed; what runs here keeps its lease until it ends or another controller takes it.
+  await parts.engine.stop().catch((err) => ctx.log.warn({ err }, 'runs.engine_stop_failed'))
   // Agents learn first, so they reconnect (to another controller, or to this one when it is back) spread out.
   await parts.gateway.drain('controller stopping').catch((err) => ctx.log.warn({ err }, 'agents.drain_failed'))
   // Both listeners drain at once so the whole stop stays inside the 10 s budget.

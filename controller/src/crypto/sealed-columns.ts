@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm'
 import { signingKeyAad } from '../agents/signing-keys.ts'
 import { totpAad } from '../auth/mfa.ts'
 import { credentialAad } from '../credentials/service.ts'
+import { runParamsAad } from '../runs/runs.sql.ts'
 import type { Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
 
@@ -28,6 +29,7 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { name: 'app_user.totp_secret', table: 'app_user', idColumn: 'id', column: 'totp_secret', aad: totpAad },
   { name: 'app_user.totp_pending_secret', table: 'app_user', idColumn: 'id', column: 'totp_pending_secret', aad: totpAad },
   { name: 'agent_signing_key.private_key', table: 'agent_signing_key', idColumn: 'key_id', column: 'private_key', aad: signingKeyAad },
+  { name: 'run.secret_params', table: 'run', idColumn: 'id', column: 'secret_params', aad: runParamsAad },
   { name: `setting.${KEY_CHECK_SETTING}`, table: 'setting', idColumn: 'key', column: 'value', aad: () => KEY_CHECK_AAD, where: sql`key = ${KEY_CHECK_SETTING}` },
 ]
 

@@ -26,6 +26,8 @@ export interface Database {
   readonly description: string
   /** Throws UnavailableError when the database cannot answer. */
   ping(): Promise<void>
+  /** LISTEN on a channel (one dedicated connection per process); resolves to the function that stops listening. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 
@@ -51,6 +53,10 @@ function openPostgres(url: string): Database {
     target: { kind: 'postgres', url },
     description,
     ping: () => pingWith(db, description),
+    listen: async (channel, onNotify) => {
+      const { unlisten } = await client.listen(channel, (payload) => onNotify(payload))
+      return unlisten
+    },
     close: () => client.end({ timeout: 5 }),
   }
 }
@@ -76,6 +82,12 @@ async function openPglite(dir: string | undefined, snapshot: Blob | undefined): 
     target: { kind: 'pglite', dir },
     description,
     ping: () => pingWith(db, description),
+    listen: async (channel, onNotify) => {
+      const unlisten = await client.listen(channel, (payload) => onNotify(payload))
+      return async () => {
+        if (!client.closed) await unlisten()
+      }
+    },
     close: () => client.close(),
   }
 }

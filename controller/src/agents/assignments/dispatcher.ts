@@ -39,6 +39,10 @@ export interface DispatchOptions {
   notBefore?: Date
   /** A put_file action's content, sent in FileChunk frames after the assignment. */
   content?: Uint8Array
+  /** The job engine uses the step run's id, so a controller that takes the step over finds the assignment. */
+  assignmentId?: string
+  /** Values the agent replaces with **** in the output (never given to the process). */
+  maskValues?: readonly (string | Uint8Array)[]
 }
 
 export interface DispatchedAssignment {
@@ -120,7 +124,7 @@ export class Dispatcher implements SessionHooks {
     const live = this.registry.get(agentId)
     const boxKey = live ? live.boxPublicKey : await this.boxKeyOf(agentId)
     const signer = await this.currentSigner()
-    const id = randomUUID()
+    const id = opts.assignmentId ?? randomUUID()
     const now = this.ctx.clock()
     const expiresAt = new Date(now.getTime() + (opts.ttlMs ?? DEFAULT_TTL_MS))
     const assignment = create(AssignmentSchema, {
@@ -134,6 +138,7 @@ export class Dispatcher implements SessionHooks {
       keyId: signer.keyId,
       action,
       secrets: Object.entries(opts.secrets ?? {}).map(([name, value]) => sealForAgent(boxKey, value, { assignmentId: id, name })),
+      maskValues: (opts.maskValues ?? []).map((value, i) => sealForAgent(boxKey, value, { assignmentId: id, name: `mask${i}` })),
     })
     const signed = signAssignment(signer.privateKey, signer.keyId, toBinary(AssignmentSchema, assignment))
     const session = this.registry.get(agentId)

@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto'
+import { and, eq, sql } from 'drizzle-orm'
+import type { AppContext } from '../context.ts'
+import type { Db } from '../db/client.ts'
+import type { JobDefinition } from '../jobs/definition.ts'
+import { jobVersion } from '../jobs/jobs.sql.ts'
+import { isFinal, planRun, type Attempt, type PlannedStep } from './planner.ts'
+import { run, runTarget, stepRun, type RunRow, type RunStatus, type StepRunRow } from './runs.sql.ts'
+
+export const WORK_CHANNEL = 'opsc_work'
+
+const definitions = new Map<string, JobDefinition>()
+
+/** Job versions never change: each is read once per process. */
+export async function definitionOf(db: Db, jobId: string, version: number): Promise<JobDefinition> {
+  const key = `${jobId}:${version}`
+  const cached = definitions.get(key)
+  if (cached) return cached
+  const [row] = await db
+    .select({ definition: jobVersion.definition })
+    .from(jobVersion)
+    .where(and(eq(jobVersion.jobId, jobId), eq(jobVersion.version, version)))
+  if (!row) throw new Error(`job version ${key} is missing`)
+  if (definitions.size > 1000) definitions.clear()
+  definitions.set(key, row.definition)
+  return row.definition
+}
+
+export function plannedSteps(definition: JobDefinition): PlannedStep[] {
+  return definition.steps.map((s, index) => ({ index, runIf: s.run_if, continueOnError: s.continue_on_error, retries: s.retries, retryBackoffSec: s.retry_backoff_sec }))
+}
+
+/**
+ * Applies the planner to one run under its row lock: readies what may start, ends what is skipped
+ * or stopped, adds retry attempts, and moves the run's status. One UPDATE for all step runs, so
+ * the event trigger's counter lock is taken once and last (no lock-order deadlocks with claims).
+ */
+export async function advanceRun(ctx: AppContext, runId: string): Promise<{ ready: number; status: RunStatus } | undefined> {
+  return ctx.db.transaction(async (tx) => {
+    const db = tx as unknown as Db
+    const [r] = await db.select().from(run).where(eq(run.id, runId)).for('update')
+    if (!r || isFinal(r.status)) return undefined
+    const definition = await definitionOf(db, r.jobId, r.jobVersion)
+    const now = ctx.clock()
+    const attempts = (await db
+      .select({ id: stepRun.id, stepIndex: stepRun.stepIndex, targetId: stepRun.targetId, attempt: stepRun.attempt, status: stepRun.status, ready: stepRun.ready, finishedAt: stepRun.finishedAt })
+      .from(stepRun)
+      .where(eq(stepRun.runId, runId))) as Attempt[]
+    const positions = new Map((await db.select({ targetId: runTarget.targetId, position: runTarget.position }).from(runTarget).where(eq(runTarget.runId, runId))).map((t) => [t.targetId, t.position]))
+    const stopping = r.cancelRequestedAt ? 'cancelled' : r.deadline && r.deadline.getTime() <= now.getTime() ? 'timed_out' : undefined
+    const fan = definition.fan_out
+    const decision = planRun(
+      plannedSteps(definition),
+      attempts,
+      positions,
+      { strategy: fan.strategy, maxParallel: fan.max_parallel, failureCount: fan.failure_count, failurePercent: fan.failure_percent, backoffMultiplier: definition.retry.backoff_multiplier, stopping },
+      now,
+      r.status,
+    )
+    const changes = [
+      ...decision.ready.map((id) => sql`(${id}::uuid, 'queued'::text, true, null::text)`),
+      ...decision.end.map((e) => sql`(${e.id}::uuid, ${e.status}::text, false, ${e.reason}::text)`),
+    ]
+    if (changes.length) {
+      await db.execute(sql`
+        update ${stepRun} s set status = v.status, ready = v.ready, error = coalesce(v.error, s.error),
+          finished_at = case when v.status <> 'queued' then ${now.toISOString()}::timestamptz else s.finished_at end
+        from (values ${sql.join(changes, sql`, `)}) as v(id, status, ready, error)
+        where s.id = v.id and s.status = 'queued'`)
+    }
+    if (decision.retry.length) {
+      const template = new Map(attempts.map((a) => [`${a.targetId ?? ''}:${a.stepIndex}`, a.id]))
+      const sources = await db
+        .select()
+        .from(stepRun)
+        .where(sql`${stepRun.id} = any(${`{${decision.retry.map((x) => template.get(`${x.targetId ?? ''}:${x.stepIndex}`)).join(',')}}`}::uuid[])`)
+      const byKey = new Map(sources.map((s) => [`${s.targetId ?? ''}:${s.stepIndex}`, s]))
+      await db.insert(stepRun).values(
+        decision.retry.map((x) => {
+          const src = byKey.get(`${x.targetId ?? ''}:${x.stepIndex}`)!
+          return retryRow(src, x.attempt, x.availableAt)
+        }),
+      )
+    }
+    const status = decision.runStatus ?? r.status
+    if (decision.runStatus) {
+      const final = isFinal(decision.runStatus)
+      await db
+        .update(run)
+        .set({ status: decision.runStatus, ...(decision.runStatus === 'running' && !r.startedAt ? { startedAt: now } : {}), ...(final ? { finishedAt: now } : {}) })
+        .where(eq(run.id, runId))
+    }
+    if (decision.ready.length || decision.retry.length) await db.execute(sql`select pg_notify(${WORK_CHANNEL}, '')`)
+    return { ready: decision.ready.length, status }
+  })
+}
+
+function retryRow(src: StepRunRow, attempt: number, availableAt: Date): typeof stepRun.$inferInsert {
+  return {
+    id: randomUUID(),
+    runId: src.runId,
+    stepIndex: src.stepIndex,
+    stepId: src.stepId,
+    stepType: src.stepType,
+    targetId: src.targetId,
+    targetName: src.targetName,
+    attempt,
+    status: 'queued',
+    ready: true,
+    availableAt,
+    transport: src.transport,
+    agentId: src.agentId,
+  }
+}
+
+export type { RunRow }

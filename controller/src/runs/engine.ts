@@ -1,0 +1,296 @@
+import { and, eq, inArray, sql } from 'drizzle-orm'
+import type { AppContext } from '../context.ts'
+import { rowsOf } from '../db/migrate.ts'
+import { advanceRun, definitionOf, WORK_CHANNEL } from './coordinator.ts'
+import { describe, executeStepRun, type Outcome } from './execute.ts'
+import { RunEventHub } from './events.ts'
+import { OutputRows } from './output-sink.ts'
+import { run, stepRun, type StepRunRow } from './runs.sql.ts'
+
+/*
+ * The work loop every controller runs. Step runs that the coordinator made ready are claimed
+ * with FOR UPDATE SKIP LOCKED under a lease the claimer keeps renewing; a controller that dies
+ * stops renewing and another one takes its step runs over. Agent step runs go to the controller
+ * that holds the agent's stream (or to anyone when no live controller holds it).
+ */
+
+export const CANCEL_CHANNEL = 'opsc_run_cancel'
+const POLL_MS = 1_000
+const ADVANCE_SWEEP_MS = 2_000
+/** A controller counts as alive while its heartbeat is this recent. */
+const NODE_ALIVE_SECONDS = 45
+
+export interface EngineOptions {
+  leaseMs: number
+  /** Concurrent steps the controller runs itself (SSH, HTTP, SQL…). */
+  localCapacity: number
+  /** Concurrent agent steps it dispatches and waits for (cheap: a wait on a stream). */
+  agentCapacity: number
+}
+
+interface InFlight {
+  runId: string
+  abort: AbortController
+  agent: boolean
+}
+
+export class RunEngine {
+  readonly events: RunEventHub
+  private readonly inFlight = new Map<string, InFlight>()
+  private readonly rows: OutputRows
+  private readonly timers: NodeJS.Timeout[] = []
+  private unlisten: (() => Promise<void>)[] = []
+  private claiming: Promise<void> | undefined
+  private claimAgain = false
+  private stopped = false
+  private readonly advancing = new Map<string, Promise<void>>()
+  private readonly advanceAgain = new Set<string>()
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly opts: EngineOptions,
+  ) {
+    this.rows = new OutputRows(ctx)
+    this.events = new RunEventHub(ctx)
+  }
+
+  async start(): Promise<void> {
+    this.unlisten.push(await this.ctx.database.listen(WORK_CHANNEL, () => this.wake()))
+    this.unlisten.push(await this.ctx.database.listen(CANCEL_CHANNEL, (payload) => this.onCancel(payload)))
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      const t = setInterval(() => void fn().catch((err) => this.ctx.log.warn({ err }, 'runs.loop_failed')), ms)
+      t.unref()
+      this.timers.push(t)
+    }
+    every(POLL_MS, async () => this.wake())
+    every(Math.max(200, Math.floor(this.opts.leaseMs / 3)), () => this.renewLeases())
+    every(Math.max(500, Math.floor(this.opts.leaseMs / 2)), () => this.reclaim())
+    every(ADVANCE_SWEEP_MS, () => this.sweepActiveRuns())
+    await this.reclaim()
+    this.wake()
+  }
+
+  /** Stops claiming; what runs here is left to its lease (another controller, or this one restarted, takes it over). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const t of this.timers) clearInterval(t)
+    for (const u of this.unlisten) await u().catch(() => {})
+    this.unlisten = []
+    await this.events.stop()
+    await this.claiming
+  }
+
+  /** Cancels a run everywhere: queued work ends now, running work is signalled on every controller. */
+  async cancelRun(runId: string, by: string | null): Promise<void> {
+    await this.ctx.db
+      .update(run)
+      .set({ cancelRequestedAt: this.ctx.clock(), cancelRequestedBy: by })
+      .where(and(eq(run.id, runId), sql`${run.cancelRequestedAt} is null`))
+    await this.ctx.db.execute(sql`select pg_notify(${CANCEL_CHANNEL}, ${JSON.stringify({ runId, reason: 'cancelled' })})`)
+    this.onCancel(JSON.stringify({ runId, reason: 'cancelled' }))
+    await this.advance(runId)
+  }
+
+  private onCancel(payload: string): void {
+    let message: { runId?: string; reason?: string }
+    try {
+      message = JSON.parse(payload) as typeof message
+    } catch {
+      return
+    }
+    for (const item of this.inFlight.values()) if (item.runId === message.runId && !item.abort.signal.aborted) item.abort.abort(message.reason === 'timed_out' ? 'timed_out' : 'cancelled')
+    // Agent steps dispatched by another controller to an agent this one holds.
+    const dispatcher = this.ctx.agentGateway?.dispatcher
+    if (dispatcher && message.runId) void this.cancelHeldAssignments(message.runId, message.reason ?? 'cancelled').catch(() => {})
+  }
+
+  private async cancelHeldAssignments(runId: string, reason: string): Promise<void> {
+    const gateway = this.ctx.agentGateway
+    if (!gateway) return
+    const open = rowsOf<{ id: string; agent_id: string }>(
+      await this.ctx.db.execute(sql`select id, agent_id from agent_assignment where run_id = ${runId} and status in ('pending', 'sent', 'running')`),
+    )
+    for (const a of open) if (gateway.registry.get(a.agent_id) && !this.inFlight.has(a.id)) await gateway.dispatcher.cancel(a.id, reason === 'timed_out' ? 'the run timed out' : 'the run was cancelled')
+  }
+
+  /** Coalesces advance requests per run: one at a time, and once more if asked meanwhile. */
+  advance(runId: string): Promise<void> {
+    const current = this.advancing.get(runId)
+    if (current) {
+      this.advanceAgain.add(runId)
+      return current
+    }
+    const p = (async () => {
+      do {
+        this.advanceAgain.delete(runId)
+        await advanceRun(this.ctx, runId).catch((err) => this.ctx.log.warn({ err, runId }, 'runs.advance_failed'))
+      } while (this.advanceAgain.has(runId))
+    })().finally(() => this.advancing.delete(runId))
+    this.advancing.set(runId, p)
+    return p
+  }
+
+  private wake(): void {
+    if (this.stopped) return
+    if (this.claiming) {
+      this.claimAgain = true
+      return
+    }
+    this.claiming = (async () => {
+      do {
+        this.claimAgain = false
+        try {
+          await this.claim()
+        } catch (err) {
+          this.ctx.log.warn({ err }, 'runs.claim_failed')
+        }
+      } while (this.claimAgain && !this.stopped)
+    })().finally(() => (this.claiming = undefined))
+  }
+
+  private count(agent: boolean): number {
+    let n = 0
+    for (const i of this.inFlight.values()) if (i.agent === agent) n++
+    return n
+  }
+
+  private async claim(): Promise<void> {
+    for (const agent of [true, false]) {
+      for (;;) {
+        const room = (agent ? this.opts.agentCapacity : this.opts.localCapacity) - this.count(agent)
+        if (room <= 0 || this.stopped) break
+        const limit = Math.min(room, 500)
+        const claimed = await this.claimBatch(agent, limit)
+        for (const row of claimed) this.begin(row)
+        if (claimed.length < limit) break
+      }
+    }
+  }
+
+  private async claimBatch(agent: boolean, limit: number): Promise<StepRunRow[]> {
+    const me = this.ctx.nodeId
+    const lease = `${this.opts.leaseMs} milliseconds`
+    const where = agent
+      ? sql`transport = 'agent' and (agent_id is null
+          or exists (select 1 from agent_session s where s.agent_id = sr.agent_id and s.controller_id = ${me})
+          or not exists (select 1 from agent_session s join controller_node n on n.id = s.controller_id
+                         where s.agent_id = sr.agent_id and n.stopped_at is null and n.last_seen_at > now() - interval '${sql.raw(String(NODE_ALIVE_SECONDS))} seconds'))`
+      : sql`transport <> 'agent'`
+    const rows = rowsOf<{ id: string }>(
+      await this.ctx.db.execute(sql`
+        update step_run set status = 'running', claimed_by = ${me}, lease_until = now() + ${lease}::interval, started_at = coalesce(started_at, now())
+        where id in (
+          select id from step_run sr
+          where status = 'queued' and ready and available_at <= now() and ${where}
+          order by available_at
+          for update skip locked
+          limit ${limit})
+        returning id`),
+    )
+    if (rows.length === 0) return []
+    return this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, rows.map((r) => r.id)))
+  }
+
+  private begin(row: StepRunRow): void {
+    const abort = new AbortController()
+    this.inFlight.set(row.id, { runId: row.runId, abort, agent: row.transport === 'agent' })
+    void this.execute(row, abort)
+      .catch((err) => this.ctx.log.error({ err, stepRunId: row.id }, 'runs.execute_failed'))
+      .finally(() => {
+        this.inFlight.delete(row.id)
+        this.wake()
+      })
+  }
+
+  private async execute(row: StepRunRow, abort: AbortController): Promise<void> {
+    const [r] = await this.ctx.db.select().from(run).where(eq(run.id, row.runId))
+    if (!r) return
+    const definition = await definitionOf(this.ctx.db, r.jobId, r.jobVersion)
+    const step = definition.steps[row.stepIndex]
+    const now = Date.now()
+    // The step's own timeout and the run's deadline both end it; the earlier one wins.
+    const stepDeadline = (row.startedAt?.getTime() ?? now) + (step?.timeout_sec ?? 3600) * 1000
+    const runDeadline = r.deadline?.getTime() ?? Number.POSITIVE_INFINITY
+    const until = Math.min(stepDeadline, runDeadline)
+    const timer = setTimeout(() => abort.abort('timed_out'), Math.max(0, until - now))
+    if (r.cancelRequestedAt) abort.abort('cancelled')
+    let outcome: Outcome
+    try {
+      outcome = await executeStepRun({ ctx: this.ctx, rows: this.rows }, row, definition, r, abort.signal)
+    } catch (err) {
+      outcome = { status: 'system_error', error: describe(err) }
+    } finally {
+      clearTimeout(timer)
+    }
+    if (abort.signal.aborted && outcome.status === 'failed' && row.transport !== 'agent') outcome.status = abort.signal.reason === 'timed_out' ? 'timed_out' : 'cancelled'
+    await this.finish(row, outcome)
+    await this.advance(row.runId)
+  }
+
+  private async finish(row: StepRunRow, o: Outcome): Promise<void> {
+    await this.ctx.db
+      .update(stepRun)
+      .set({
+        status: o.status,
+        exitCode: o.exitCode ?? null,
+        signal: o.signal ?? null,
+        error: o.error ?? null,
+        result: (o.result ?? null) as never,
+        finishedAt: this.ctx.clock(),
+        claimedBy: null,
+        leaseUntil: null,
+        ...(o.outputBytes !== undefined ? { outputBytes: o.outputBytes } : {}),
+        ...(o.truncated !== undefined ? { truncated: o.truncated } : {}),
+      })
+      .where(and(eq(stepRun.id, row.id), eq(stepRun.status, 'running'), eq(stepRun.claimedBy, this.ctx.nodeId)))
+  }
+
+  private async renewLeases(): Promise<void> {
+    const ids = [...this.inFlight.keys()]
+    if (ids.length === 0) return
+    await this.ctx.db.execute(sql`
+      update step_run set lease_until = now() + ${`${this.opts.leaseMs} milliseconds`}::interval
+      where id = any(${`{${ids.join(',')}}`}::uuid[]) and claimed_by = ${this.ctx.nodeId} and status = 'running'`)
+  }
+
+  /**
+   * Step runs whose controller stopped renewing: agent steps are taken over (the agent still runs
+   * them; its result arrives through whichever controller it reconnects to); steps that ran inside
+   * the dead controller are over — interrupted (their retry policy may run them again).
+   */
+  private async reclaim(): Promise<void> {
+    if (this.stopped) return
+    const me = this.ctx.nodeId
+    const lease = `${this.opts.leaseMs} milliseconds`
+    const taken = rowsOf<{ id: string }>(
+      await this.ctx.db.execute(sql`
+        update step_run set claimed_by = ${me}, lease_until = now() + ${lease}::interval
+        where id in (select id from step_run where status = 'running' and lease_until < now() and transport = 'agent' for update skip locked limit 500)
+        returning id`),
+    )
+    if (taken.length) {
+      this.ctx.log.info({ count: taken.length }, 'runs.agent_steps_taken_over')
+      for (const row of await this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, taken.map((t) => t.id)))) this.begin(row)
+    }
+    const interrupted = rowsOf<{ id: string; run_id: string }>(
+      await this.ctx.db.execute(sql`
+        update step_run set status = 'interrupted', finished_at = now(), claimed_by = null, lease_until = null,
+          error = 'the controller running this step stopped before it finished'
+        where id in (select id from step_run where status = 'running' and lease_until < now() and transport <> 'agent' for update skip locked limit 500)
+        returning id, run_id`),
+    )
+    if (interrupted.length) this.ctx.log.warn({ count: interrupted.length }, 'runs.steps_interrupted')
+    for (const runId of new Set(interrupted.map((i) => i.run_id))) await this.advance(runId)
+  }
+
+  /** Every active run once in a while: deadlines, backoffs that expired, anything a lost wake-up missed. */
+  private async sweepActiveRuns(): Promise<void> {
+    if (this.stopped) return
+    const active = await this.ctx.db.select({ id: run.id, deadline: run.deadline }).from(run).where(inArray(run.status, ['queued', 'running'])).limit(1000)
+    const now = this.ctx.clock().getTime()
+    for (const r of active) {
+      if (r.deadline && r.deadline.getTime() <= now) this.onCancel(JSON.stringify({ runId: r.id, reason: 'timed_out' }))
+      await this.advance(r.id)
+    }
+  }
+}

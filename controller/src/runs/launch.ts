@@ -1,0 +1,199 @@
+import { randomUUID } from 'node:crypto'
+import { eq, sql } from 'drizzle-orm'
+import { z } from 'zod'
+import { actorOf, type Principal } from '../auth/principal.ts'
+import type { AppContext } from '../context.ts'
+import { sealSecret } from '../crypto/secret-box.ts'
+import { uuidArray, type Db } from '../db/client.ts'
+import { stepType } from '../executors/registry.ts'
+import { AppError, ValidationError } from '../errors.ts'
+import { normaliseTargetRef, resolveParameters, type JobDefinition, type StepDef } from '../jobs/definition.ts'
+import { getJobRow, getJobVersion } from '../jobs/service.ts'
+import { hasTemplate, renderTemplate } from '../jobs/template.ts'
+import { resolveSelector } from '../selectors/compile.ts'
+import { target, type TargetRow } from '../targets/targets.sql.ts'
+import { advanceRun } from './coordinator.ts'
+import { run, runParamsAad, runTarget, stepRun, type Transport } from './runs.sql.ts'
+
+export { runParamsAad }
+
+/*
+ * Starting a run: parameters checked, targets resolved and frozen, one step run per (step,
+ * target) written in one transaction — so the run's whole shape exists before anything executes
+ * and every piece of work is accounted for from the start.
+ */
+
+export const MAX_RUN_TARGETS = 20_000
+
+export const RunRequest = z
+  .object({
+    parameters: z.record(z.string(), z.unknown()).default({}),
+    /** A selector, or a list of target ids/names; default: the job's target selection. */
+    targets: z.union([z.string().trim().min(1).max(4096), z.array(z.string().trim().min(1).max(300)).min(1).max(MAX_RUN_TARGETS)]).optional(),
+  })
+  .strict()
+export type RunRequest = z.output<typeof RunRequest>
+
+export interface ResolvedStep {
+  step: StepDef
+  index: number
+  /** Target ids in fan-out order, or [null] for a step that runs once without a target. */
+  targets: (string | null)[]
+}
+
+export interface ResolvedRun {
+  definition: JobDefinition
+  parameters: Record<string, string | number | boolean>
+  selector: string | null
+  steps: ResolvedStep[]
+  targets: TargetRow[]
+}
+
+function requestSelector(targets: RunRequest['targets']): string | undefined {
+  if (targets === undefined) return undefined
+  if (typeof targets === 'string') return targets
+  return targets.map((t) => normaliseTargetRef(t)).join(' | ')
+}
+
+function renderSelector(selector: string, params: Record<string, unknown>, path: string): string {
+  if (!hasTemplate(selector)) return selector
+  try {
+    return renderTemplate(selector, { params, target: null, steps: {}, secrets: {} })
+  } catch (err) {
+    throw new ValidationError(`${path}: ${(err as Error).message}`, [{ path, message: (err as Error).message }])
+  }
+}
+
+/** Parameters and targets of a run, before anything is written (also what a plan shows). */
+export async function resolveRun(ctx: AppContext, definition: JobDefinition, request: RunRequest): Promise<ResolvedRun> {
+  const parameters = resolveParameters(definition.parameters, request.parameters)
+  const runSelector = requestSelector(request.targets) ?? (definition.targets ? renderSelector(definition.targets, parameters, 'targets') : null)
+  const cache = new Map<string, string[]>()
+  const resolve = async (selector: string, path: string): Promise<string[]> => {
+    const cached = cache.get(selector)
+    if (cached) return cached
+    try {
+      const { ids } = await resolveSelector(ctx.db, selector)
+      cache.set(selector, ids)
+      return ids
+    } catch (err) {
+      if (err instanceof ValidationError) throw new ValidationError(`${path}: ${err.message}`, [{ path, message: err.message }])
+      throw err
+    }
+  }
+  const steps: ResolvedStep[] = []
+  const problems: { path: string; message: string }[] = []
+  for (const [index, step] of definition.steps.entries()) {
+    const path = `steps[${index}]`
+    const info = stepType(step.type)
+    const selector = step.target ? renderSelector(step.target, parameters, `${path}.target`) : runSelector
+    const ids = selector ? await resolve(selector, step.target ? `${path}.target` : 'targets') : []
+    if (ids.length === 0 && info?.needsTarget) {
+      problems.push({ path, message: selector ? `the selection "${selector}" matches no enabled target` : `step "${step.id}" (${step.type}) needs targets: give the run targets or the job a target selection` })
+    }
+    steps.push({ step, index, targets: ids.length ? ids : [null] })
+  }
+  if (problems.length) throw new ValidationError(`cannot run: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems)
+  const ids = [...new Set(steps.flatMap((s) => s.targets).filter((t): t is string => t !== null))]
+  if (ids.length > MAX_RUN_TARGETS) throw new ValidationError(`a run is limited to ${MAX_RUN_TARGETS} targets; the selection has ${ids.length}`)
+  const rows = ids.length ? await ctx.db.select().from(target).where(sql`${target.id} = any(${uuidArray(ids)})`) : []
+  const byId = new Map(rows.map((r) => [r.id, r]))
+  return { definition, parameters, selector: runSelector, steps, targets: ids.map((id) => byId.get(id)).filter((r): r is TargetRow => r !== undefined) }
+}
+
+export function transportOf(t: TargetRow): { transport: Transport; agentId: string | null } {
+  const c = t.connection
+  if (c.type === 'agent') return { transport: 'agent', agentId: c.agent_id }
+  return { transport: c.type, agentId: null }
+}
+
+/** The transport a step uses on a target: controller-side steps run in the controller whatever the target. */
+export function stepTransport(step: StepDef, t: TargetRow | undefined): { transport: Transport; agentId: string | null } {
+  const route = stepType(step.type)?.route
+  if (!t || !route || route.kind === 'controller') return { transport: 'controller', agentId: null }
+  if (route.kind === 'transport') return { transport: route.transport, agentId: null }
+  return transportOf(t)
+}
+
+export function targetSnapshot(t: TargetRow): Record<string, unknown> {
+  return { id: t.id, name: t.name, address: t.address, os_type: t.osType, tags: t.tags, facts: t.facts ?? {}, connection: t.connection }
+}
+
+export interface LaunchOptions {
+  trigger: 'manual' | 'retry' | 'schedule'
+  retryOf?: string
+  /** For a retry: the exact (step, target) pairs to run instead of resolving selectors again. */
+  only?: { stepIndex: number; targetId: string | null }[]
+  version?: number
+}
+
+/** Creates a run (202 material): everything is written at once, then the coordinator starts it. */
+export async function launchRun(ctx: AppContext, principal: Principal | undefined, jobId: string, request: RunRequest, opts: LaunchOptions): Promise<{ runId: string; targetCount: number }> {
+  const jobRow = await getJobRow(ctx.db, jobId)
+  const version = opts.version ?? jobRow.currentVersion
+  const definition = (await getJobVersion(ctx.db, jobId, version)).definition
+  if (!jobRow.enabled && opts.trigger !== 'retry') throw new AppError('CONFLICT', `job ${jobRow.name} is disabled`)
+  const resolved = await resolveRun(ctx, definition, request)
+  if (opts.only) {
+    const wanted = new Set(opts.only.map((o) => `${o.stepIndex}:${o.targetId ?? ''}`))
+    for (const s of resolved.steps) s.targets = s.targets.filter((t) => wanted.has(`${s.index}:${t ?? ''}`))
+  }
+  const runId = randomUUID()
+  const now = ctx.clock()
+  const actor = actorOf(principal)
+  const secretNames = definition.parameters.filter((p) => p.type === 'secret').map((p) => p.name)
+  const shown = { ...resolved.parameters }
+  const secrets: Record<string, unknown> = {}
+  for (const name of secretNames) {
+    if (shown[name] !== undefined && shown[name] !== '') secrets[name] = shown[name]
+    if (shown[name] !== undefined) shown[name] = '****'
+  }
+  const byId = new Map(resolved.targets.map((t) => [t.id, t]))
+  await ctx.db.transaction(async (tx) => {
+    const db = tx as unknown as Db
+    await db.insert(run).values({
+      id: runId,
+      jobId,
+      jobVersion: version,
+      jobName: definition.name,
+      status: 'queued',
+      parameters: shown,
+      secretParams: Object.keys(secrets).length ? sealSecret(ctx.keyring, JSON.stringify(secrets), runParamsAad(runId)) : null,
+      selector: resolved.selector,
+      trigger: opts.trigger,
+      retryOf: opts.retryOf ?? null,
+      requestedBy: actor.id,
+      requestedByName: actor.name,
+      createdAt: now,
+      deadline: definition.timeout_sec ? new Date(now.getTime() + definition.timeout_sec * 1000) : null,
+      targetCount: resolved.targets.length,
+    })
+    const targetRows = resolved.targets.map((t, position) => ({ runId, targetId: t.id, position, name: t.name, snapshot: targetSnapshot(t), ...transportOf(t) }))
+    for (let i = 0; i < targetRows.length; i += 1000) await db.insert(runTarget).values(targetRows.slice(i, i + 1000))
+    const stepRows = resolved.steps.flatMap((s) =>
+      s.targets.map((targetId) => {
+        const t = targetId ? byId.get(targetId) : undefined
+        return {
+          id: randomUUID(),
+          runId,
+          stepIndex: s.index,
+          stepId: s.step.id,
+          stepType: s.step.type,
+          targetId,
+          targetName: t?.name ?? null,
+          status: 'queued' as const,
+          availableAt: now,
+          ...stepTransport(s.step, t),
+        }
+      }),
+    )
+    for (let i = 0; i < stepRows.length; i += 1000) await db.insert(stepRun).values(stepRows.slice(i, i + 1000))
+  })
+  await advanceRun(ctx, runId)
+  return { runId, targetCount: resolved.targets.length }
+}
+
+export async function runRow(db: Db, runId: string) {
+  const [row] = await db.select().from(run).where(eq(run.id, runId))
+  return row
+}
