@@ -1,3 +1,4 @@
+import { SecretMasker, type MaskingStream } from '../../proto/src/masking.ts'
 import { createHash, type KeyObject } from 'node:crypto'
 import { create } from '@bufbuild/protobuf'
 import type { Logger } from 'pino'
@@ -67,14 +68,34 @@ class OutputBuffer {
   private pending: { stream: OutputStreamName; parts: Buffer[]; bytes: number } | undefined
   private timer: NodeJS.Timeout | undefined
   private readonly offsets = new Map<OutputStreamName, number>()
+  private readonly masks = new Map<OutputStreamName, MaskingStream>()
 
   constructor(
     private readonly assignmentId: string,
     public seq: number,
     private readonly emit: (chunk: ReturnType<typeof create<typeof OutputChunkSchema>>) => void,
+    /** Secrets of the assignment: replaced with **** before anything is spooled or sent. */
+    private readonly masker?: SecretMasker,
   ) {}
 
-  push(stream: OutputStreamName, data: Buffer): void {
+  push(stream: OutputStreamName, raw: Buffer): void {
+    let data = raw
+    if (this.masker && this.masker.size > 0) {
+      let mask = this.masks.get(stream)
+      if (!mask) this.masks.set(stream, (mask = this.masker.stream()))
+      data = mask.push(raw)
+    }
+    this.append(stream, data)
+  }
+
+  /** The end of the output: what masking held back (a possible secret's start) is released, then flushed. */
+  end(): void {
+    for (const [stream, mask] of this.masks) this.append(stream, mask.end())
+    this.flush()
+  }
+
+  private append(stream: OutputStreamName, data: Buffer): void {
+    if (data.length === 0) return
     if (this.pending && this.pending.stream !== stream) this.flush()
     let rest = data
     while (rest.length > 0) {
@@ -114,7 +135,7 @@ class OutputBuffer {
  */
 export class Runner {
   private readonly running = new Map<string, Running>()
-  private readonly queue: { assignment: Assignment; env: Record<string, string> }[] = []
+  private readonly queue: { assignment: Assignment; env: Record<string, string>; masker: SecretMasker }[] = []
   private active = 0
   /** A reconnect resend in progress: the spool's unacked entries, then what was recorded meanwhile. */
   private backlog: { entries: Iterator<SpoolEntry>; live: SpoolEntry[] } | undefined
@@ -255,6 +276,12 @@ export class Runner {
       }
       env[sealed.name] = Buffer.from(opened.value).toString('utf8')
     }
+    const masker = new SecretMasker(Object.values(env))
+    for (const sealed of assignment.maskValues) {
+      const opened = openSealed(this.opts.boxSecretKey, sealed, id)
+      if (opened.ok) masker.add(Buffer.from(opened.value))
+      else return this.refuse(sha, id, RejectReason.SECRET_UNOPENABLE, `mask value ${sealed.name} does not open (${opened.reason})`)
+    }
     // Durable before anything runs: after a crash this id is reported interrupted, never started again.
     journal.begin(id, { runId: assignment.runId, stepId: assignment.stepId, expiresAtUnixMs: Number(assignment.expiresAtUnixMs) })
     this.opts.connection.send({ case: 'accepted', value: { assignmentId: id, acceptedAtUnixMs: BigInt(Date.now()) } })
@@ -264,7 +291,7 @@ export class Runner {
       this.running.set(id, { abort: new AbortController(), put: startPutFile(assignment.action.value, { allowedRoots: this.opts.allowedRoots }) })
       return
     }
-    this.queue.push({ assignment, env })
+    this.queue.push({ assignment, env, masker })
     this.drainQueue()
   }
 
@@ -283,20 +310,20 @@ export class Runner {
 
   private drainQueue(): void {
     while (this.active < this.opts.maxConcurrent && this.queue.length > 0) {
-      const { assignment, env } = this.queue.shift()!
+      const { assignment, env, masker } = this.queue.shift()!
       this.active++
-      void this.execute(assignment, env).finally(() => {
+      void this.execute(assignment, env, masker).finally(() => {
         this.active--
         this.drainQueue()
       })
     }
   }
 
-  private async execute(assignment: Assignment, env: Record<string, string>): Promise<void> {
+  private async execute(assignment: Assignment, env: Record<string, string>, masker: SecretMasker): Promise<void> {
     const id = assignment.assignmentId
     const abort = new AbortController()
     this.running.set(id, { abort })
-    const output = new OutputBuffer(id, Number(this.opts.spool.lastSeq(id)), (chunk) => this.record({ kind: 'output', chunk }))
+    const output = new OutputBuffer(id, Number(this.opts.spool.lastSeq(id)), (chunk) => this.record({ kind: 'output', chunk }), masker)
     const onOutput = (stream: OutputStreamName, data: Buffer) => output.push(stream, data)
     const graceMs = this.opts.graceMs ?? 5_000
     let outcome: ExecOutcome
@@ -309,7 +336,7 @@ export class Runner {
       const now = Date.now()
       outcome = { timedOut: false, interrupted: false, error: (err as Error).message, startedAtMs: now, finishedAtMs: now }
     }
-    output.flush()
+    output.end()
     this.complete(id, outcome, output.seq)
   }
 

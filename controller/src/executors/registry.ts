@@ -1,6 +1,11 @@
 import type { z } from 'zod'
 import { CopyInput, ExecInput } from './exec-input.ts'
+import { httpExecutor } from './http.ts'
+import { sqlExecutor } from './sql.ts'
+import { sftpDownload, sshCopy, sshExec } from './ssh/index.ts'
 import type { StepExecutor } from './types.ts'
+import { waitExecutor } from './wait.ts'
+import { webhookExecutor } from './webhook.ts'
 
 /*
  * Every step type the engine knows: its input schema, whether it needs a target, and how it is
@@ -11,7 +16,7 @@ import type { StepExecutor } from './types.ts'
 export type StepRoute =
   | { kind: 'neutral'; action: 'exec' | 'copy' }
   | { kind: 'transport'; transport: 'ssh' | 'winrm'; action: 'exec' | 'copy' }
-  | { kind: 'controller'; executor: StepExecutor<any> }
+  | { kind: 'controller'; executor: StepExecutor<any>; transport?: 'ssh' }
 
 export interface StepTypeInfo {
   input: z.ZodType
@@ -26,14 +31,14 @@ const types = new Map<string, StepTypeInfo>([
   ['winrm.copy', { input: CopyInput, needsTarget: true, route: { kind: 'transport', transport: 'winrm', action: 'copy' } }],
 ])
 
-/** Registers a controller-side executor under each of its type names. */
-export function registerExecutor(executor: StepExecutor<any>): void {
-  for (const type of executor.types) types.set(type, { input: executor.input, needsTarget: executor.needsTarget, route: { kind: 'controller', executor } })
+function register(executor: StepExecutor<any>, transport?: 'ssh'): void {
+  for (const type of executor.types) {
+    types.set(type, { input: executor.input, needsTarget: executor.needsTarget, route: { kind: 'controller', executor, ...(transport ? { transport } : {}) } })
+  }
 }
 
-export function registerTransportStep(type: string, info: StepTypeInfo): void {
-  types.set(type, info)
-}
+for (const executor of [httpExecutor, webhookExecutor, sqlExecutor, waitExecutor]) register(executor)
+for (const executor of [sshExec, sshCopy, sftpDownload]) register(executor, 'ssh')
 
 export function stepType(type: string): StepTypeInfo | undefined {
   return types.get(type)

@@ -7,7 +7,7 @@ import { copyContent, copyMode, type CopyInput, type ExecInput, type Shell as Sh
 import type { ExecutionContext } from '../executors/types.ts'
 import type { StepDef } from '../jobs/definition.ts'
 import type { Outcome } from './execute.ts'
-import type { SecretMasker } from './masking.ts'
+import type { SecretMasker } from '../../../proto/src/masking.ts'
 import type { StepRunRow } from './runs.sql.ts'
 
 const SHELLS: Record<ShellName, Shell> = {
@@ -74,7 +74,7 @@ export async function agentStep(ctx: AppContext, row: StepRunRow, step: StepDef,
       runId: row.runId,
       stepId: row.id,
       ttlMs: deliveryTtl(step),
-      maskValues: masker.values(),
+      maskValues: masker.patterns,
       ...(content ? { content } : {}),
     })
     done = dispatched.done

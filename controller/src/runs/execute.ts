@@ -15,7 +15,7 @@ import { renderDeep, templateReferences, type TemplateScope } from '../jobs/temp
 import type { TargetRow } from '../targets/targets.sql.ts'
 import { agentStep } from './agent-step.ts'
 import { runParamsAad } from './launch.ts'
-import { SecretMasker } from './masking.ts'
+import { SecretMasker } from '../../../proto/src/masking.ts'
 import { OutputRows, StepOutputWriter } from './output-sink.ts'
 import { readOutputText } from './output.ts'
 import { runTarget, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'

@@ -110,6 +110,7 @@ export function transportOf(t: TargetRow): { transport: Transport; agentId: stri
 /** The transport a step uses on a target: controller-side steps run in the controller whatever the target. */
 export function stepTransport(step: StepDef, t: TargetRow | undefined): { transport: Transport; agentId: string | null } {
   const route = stepType(step.type)?.route
+  if (route?.kind === 'controller' && route.transport && t) return { transport: route.transport, agentId: null }
   if (!t || !route || route.kind === 'controller') return { transport: 'controller', agentId: null }
   if (route.kind === 'transport') return { transport: route.transport, agentId: null }
   return transportOf(t)

@@ -1,7 +1,7 @@
 import type { AppContext } from '../context.ts'
 import { Batcher } from '../db/batcher.ts'
 import type { OutputStream, StepOutputSink } from '../executors/types.ts'
-import type { MaskingStream, SecretMasker } from './masking.ts'
+import type { MaskingStream, SecretMasker } from '../../../proto/src/masking.ts'
 import { stepOutput } from './runs.sql.ts'
 
 const CHUNK_BYTES = 32 * 1024

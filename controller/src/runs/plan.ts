@@ -2,7 +2,7 @@ import type { AppContext } from '../context.ts'
 import { getJobRow, getJobVersion } from '../jobs/service.ts'
 import { renderDeep, TemplateRenderError } from '../jobs/template.ts'
 import { resolveRun, stepTransport, type RunRequest } from './launch.ts'
-import { SecretMasker } from './masking.ts'
+import { SecretMasker } from '../../../proto/src/masking.ts'
 
 const SHOWN_TARGETS = 50
 
