@@ -17,7 +17,7 @@ export interface TestContext {
 }
 
 /** A real AppContext on this file's own database, for in-process route and service tests. */
-export async function createTestContext(opts: { log?: Logger; env?: Record<string, string> } = {}): Promise<TestContext> {
+export async function createTestContext(opts: { log?: Logger; env?: Record<string, string>; masterKey?: Buffer } = {}): Promise<TestContext> {
   const testDb = await createTestDatabase()
   const { database } = testDb
   const ctx: AppContext = {
@@ -27,7 +27,7 @@ export async function createTestContext(opts: { log?: Logger; env?: Record<strin
     config: loadConfig({ OPSC_DATA_DIR: '/nonexistent-test-data-dir', ...opts.env }),
     metrics: createMetrics(VERSION),
     readiness: new Readiness(database, shippedMigrationCount()),
-    keyring: createKeyring([randomBytes(32)]),
+    keyring: createKeyring([opts.masterKey ?? randomBytes(32)]),
     version: VERSION,
     installationId: await ensureInstallation(database.db),
     nodeId: randomUUID(),
