@@ -4,13 +4,19 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { after, before, test } from 'node:test'
+import { createCredential } from '../../controller/src/credentials/service.ts'
+import { createTarget } from '../../controller/src/targets/service.ts'
 import { AgentProcess, enrollAgent, TestController, waitUntil } from '../harness/agents.ts'
 import { agentTargetId, RunsApi } from '../harness/runs.ts'
+import { startSshd, sshdUnavailable, type TestSshd } from '../harness/sshd.ts'
 
 let controller: TestController
 const agents: AgentProcess[] = []
 const targetIds: string[] = []
 let api: RunsApi
+let sshd: TestSshd | undefined
+let sshTargetId: string | undefined
+const noSshd = sshdUnavailable()
 const work = mkdtempSync(path.join(tmpdir(), 'opsc-runs-'))
 
 before(async () => {
@@ -23,15 +29,31 @@ before(async () => {
     targetIds.push(await agentTargetId(controller.ctx, enrolled.agentId))
   }
   api = await RunsApi.as(controller.ctx)
+  if (!noSshd) {
+    sshd = await startSshd()
+    const cred = await createCredential(controller.ctx, undefined, { type: 'ssh_password', name: 'runs-ssh', username: sshd.user, password: sshd.password })
+    const t = await createTarget(controller.ctx, {
+      name: 'ssh-host',
+      address: sshd.host,
+      os_type: 'linux',
+      enabled: true,
+      tags: {},
+      connection: { type: 'ssh', port: sshd.port, credential_id: cred.id, host_key_policy: 'tofu', jump: [] },
+    })
+    sshTargetId = t.id
+  }
 })
 after(async () => {
   for (const a of agents) await a.kill('SIGTERM')
   await controller?.stop()
+  await sshd?.stop()
 })
 
-const targets = () => targetIds.map((id) => `id:${id}`).join(' | ')
+/** The 3 agent targets and, where sshd can run, 1 SSH target. */
+const allTargets = () => [...targetIds, ...(sshTargetId ? [sshTargetId] : [])]
+const targets = () => allTargets().map((id) => `id:${id}`).join(' | ')
 
-test('an exec step over 3 agents streams output live (before the step ends) and succeeds', async () => {
+test('an exec step over 3 agents and 1 SSH target streams output live (before the step ends) and succeeds', async () => {
   const jobId = await api.createJob({
     name: 'live output',
     targets: targets(),
@@ -50,9 +72,15 @@ test('an exec step over 3 agents streams output live (before the step ends) and 
   assert.equal(sse.events.at(-1)?.data.status, 'succeeded')
   const run = await api.waitForRun(runId)
   assert.equal(run.status, 'succeeded')
-  assert.equal(run.target_counts.succeeded, 3)
+  assert.equal(run.target_counts.succeeded, allTargets().length)
   const steps = await api.steps(runId)
-  assert.equal(steps.length, 3)
+  assert.equal(steps.length, allTargets().length)
+  if (sshTargetId) assert.equal(steps.find((s) => s.target_id === sshTargetId)?.transport, 'ssh')
+  for (const s of steps) {
+    const early = sse.events.find((e) => e.event === 'output' && e.data.step_run_id === s.id)
+    const end = sse.events.find((e) => e.event === 'step' && e.data.step_run_id === s.id && e.data.status === 'succeeded')
+    assert.ok(early && end && end.receivedAt - early.receivedAt >= 1000, `live output before the end on ${s.target_name} (${s.transport})`)
+  }
   for (const s of steps) {
     assert.equal(s.status, 'succeeded')
     assert.equal(s.exit_code, 0)
@@ -69,7 +97,7 @@ test('cancel stops sleep 600 on every target within 5 s and leaves no process be
   const jobId = await api.createJob({ name: 'long sleep', targets: targets(), steps: [{ type: 'exec', command: `sleep ${marker}` }] })
   const runId = await api.run(jobId)
   await waitUntil(async () => (await api.steps(runId)).every((s) => s.status === 'running'), 30_000, 'all steps running')
-  await waitUntil(() => pgrep(`sleep ${marker}`) === 3, 30_000, 'three sleeps running')
+  await waitUntil(() => pgrep(`sleep ${marker}`) === allTargets().length, 30_000, 'a sleep running on every target')
   const t0 = Date.now()
   const res = await api.call('POST', `/api/v1/runs/${runId}/cancel`)
   assert.equal(res.status, 202)

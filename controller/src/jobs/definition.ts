@@ -166,10 +166,10 @@ export function parseJobDefinition(input: unknown): JobDefinition {
       for (const message of checkTemplate(text, { params: paramNames, earlierSteps })) add(subPath, message)
     }
   }
-  const selectorProblems = (path: (string | number)[], selector: string, earlierSteps: Set<string>) => {
+  const selectorProblems = (path: (string | number)[], selector: string) => {
     if (hasTemplate(selector)) {
-      for (const message of checkTemplate(selector, { params: paramNames, earlierSteps: new Set() })) add(path, message)
-      void earlierSteps
+      // Targets are chosen before any step runs: only parameters can fill a selector.
+      for (const message of checkTemplate(selector, { params: paramNames, earlierSteps: new Set(), noTarget: true })) add(path, message)
       return
     }
     try {
@@ -178,7 +178,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
       add(path, (err as Error).message)
     }
   }
-  if (base?.targets) selectorProblems(['targets'], base.targets, new Set())
+  if (base?.targets) selectorProblems(['targets'], base.targets)
 
   const steps: StepDef[] = []
   const seen = new Set<string>()
@@ -207,7 +207,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
     templateProblems(path, own, seen)
     const target = common.success ? common.data.target : undefined
     const normalisedTarget = target === undefined ? undefined : normaliseTargetRef(target)
-    if (normalisedTarget !== undefined) selectorProblems([...path, 'target'], normalisedTarget, seen)
+    if (normalisedTarget !== undefined) selectorProblems([...path, 'target'], normalisedTarget)
     if (common.success) {
       const c = common.data
       steps.push({

@@ -11,7 +11,7 @@ import { stepType, type StepRoute } from '../executors/registry.ts'
 import { runSshCopy, runSshExec } from '../executors/ssh/index.ts'
 import type { ExecutionContext, StepOutcome } from '../executors/types.ts'
 import type { JobDefinition, StepDef } from '../jobs/definition.ts'
-import { renderDeep, templateReferences, type TemplateScope } from '../jobs/template.ts'
+import { renderDeep, secretForms, templateReferences, type TemplateScope } from '../jobs/template.ts'
 import type { TargetRow } from '../targets/targets.sql.ts'
 import { agentStep } from './agent-step.ts'
 import { runParamsAad } from './launch.ts'
@@ -46,7 +46,7 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definit
     const secrets = JSON.parse(openSecret(ctx.keyring, runRow.secretParams, runParamsAad(runRow.id)).toString('utf8')) as Record<string, string>
     for (const [name, value] of Object.entries(secrets)) {
       params[name] = value
-      masker.add(value)
+      addSecret(masker, value)
     }
   }
   const target = row.targetId ? await frozenTarget(ctx, row.runId, row.targetId) : null
@@ -73,7 +73,7 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definit
   }
   await ctx.db
     .update(stepRun)
-    .set({ rendered: JSON.parse(masker.maskAll(Buffer.from(JSON.stringify(input))).toString('utf8')) })
+    .set({ rendered: maskValue(input, masker) })
     .where(eq(stepRun.id, row.id))
 
   const x: ExecutionContext = {
@@ -109,9 +109,18 @@ async function route(deps: ExecuteDeps, r: StepRoute, row: StepRunRow, step: Ste
   return { status: 'system_error', error: `step type ${row.stepType} has no transport for this target` }
 }
 
-function addSecret(masker: SecretMasker, value: unknown): void {
-  if (typeof value === 'string') masker.add(value)
+/** A secret and the forms templates can turn it into (shell- or PowerShell-quoted, JSON-escaped…). */
+export function addSecret(masker: SecretMasker, value: unknown): void {
+  if (typeof value === 'string') for (const form of secretForms(value)) masker.add(form)
   else if (value && typeof value === 'object') for (const v of Object.values(value)) addSecret(masker, v)
+}
+
+/** Every string inside a JSON-like value masked (walking it, so JSON escaping cannot hide a secret). */
+export function maskValue(value: unknown, masker: SecretMasker): unknown {
+  if (typeof value === 'string') return masker.maskAll(Buffer.from(value, 'utf8')).toString('utf8')
+  if (Array.isArray(value)) return value.map((v) => maskValue(v, masker))
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskValue(v, masker)]))
+  return value
 }
 
 export function describe(err: unknown): string {

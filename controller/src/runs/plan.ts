@@ -1,6 +1,7 @@
 import type { AppContext } from '../context.ts'
 import { getJobRow, getJobVersion } from '../jobs/service.ts'
 import { renderDeep, TemplateRenderError } from '../jobs/template.ts'
+import { addSecret, maskValue } from './execute.ts'
 import { resolveRun, stepTransport, type RunRequest } from './launch.ts'
 import { SecretMasker } from '../../../proto/src/masking.ts'
 
@@ -17,7 +18,7 @@ export async function planJob(ctx: AppContext, jobId: string, request: RunReques
   const definition = (await getJobVersion(ctx.db, jobId, row.currentVersion)).definition
   const resolved = await resolveRun(ctx, definition, request)
   const masker = new SecretMasker()
-  for (const p of definition.parameters) if (p.type === 'secret' && typeof resolved.parameters[p.name] === 'string') masker.add(resolved.parameters[p.name] as string)
+  for (const p of definition.parameters) if (p.type === 'secret') addSecret(masker, resolved.parameters[p.name])
   const byId = new Map(resolved.targets.map((t) => [t.id, t]))
   const steps = resolved.steps.map(({ step, index, targets }) => ({
     index,
@@ -45,7 +46,7 @@ export async function planJob(ctx: AppContext, jobId: string, request: RunReques
         target_id: id,
         target_name: t?.name ?? null,
         transport: stepTransport(step, t).transport,
-        input: JSON.parse(masker.maskAll(Buffer.from(JSON.stringify(rendered))).toString('utf8')),
+        input: maskValue(rendered, masker),
         ...(note ? { note } : {}),
       }
     }),
