@@ -5,6 +5,7 @@ import { advanceRun, definitionOf, WORK_CHANNEL } from './coordinator.ts'
 import { describe, executeStepRun, type Outcome } from './execute.ts'
 import { RunEventHub } from './events.ts'
 import { OutputRows } from './output-sink.ts'
+import { pruneRuns } from './retention.ts'
 import { run, stepRun, type StepRunRow } from './runs.sql.ts'
 
 /*
@@ -17,6 +18,8 @@ import { run, stepRun, type StepRunRow } from './runs.sql.ts'
 export const CANCEL_CHANNEL = 'opsc_run_cancel'
 const POLL_MS = 1_000
 const ADVANCE_SWEEP_MS = 2_000
+const PRUNE_EVERY_MS = 3_600_000
+const FIRST_PRUNE_MS = 60_000
 /** A controller counts as alive while its heartbeat is this recent. */
 const NODE_ALIVE_SECONDS = 45
 
@@ -66,6 +69,10 @@ export class RunEngine {
     every(Math.max(200, Math.floor(this.opts.leaseMs / 3)), () => this.renewLeases())
     every(Math.max(500, Math.floor(this.opts.leaseMs / 2)), () => this.reclaim())
     every(ADVANCE_SWEEP_MS, () => this.sweepActiveRuns())
+    every(PRUNE_EVERY_MS, () => pruneRuns(this.ctx))
+    const firstPrune = setTimeout(() => void pruneRuns(this.ctx).catch((err) => this.ctx.log.warn({ err }, 'runs.prune_failed')), FIRST_PRUNE_MS)
+    firstPrune.unref()
+    this.timers.push(firstPrune)
     await this.reclaim()
     this.wake()
   }

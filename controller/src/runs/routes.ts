@@ -47,6 +47,7 @@ export const runsRoutes = new Hono<AppEnv>()
   .get('/:id/steps/:stepRunId/output', allow('viewer'), async (c) => {
     const q = parseQuery(OutputQuery, c.req.query())
     const s = await getStepRun(c.var.ctx, c.req.param('id'), c.req.param('stepRunId'))
+    const prunedAt = (await getRunRow(c.var.ctx, s.runId)).outputPrunedAt
     const chunks = await readOutput(c.var.ctx.db, s.id, { fromSeq: q.from_seq, limit: q.limit, ...(q.stream ? { stream: q.stream } : {}) })
     const last = chunks.at(-1)?.seq ?? q.from_seq
     const complete = chunks.length < q.limit && !['queued', 'running'].includes(s.status)
@@ -56,12 +57,14 @@ export const runsRoutes = new Hono<AppEnv>()
         step_run_id: s.id,
         status: s.status,
         truncated: s.truncated,
+        output_pruned_at: prunedAt?.toISOString() ?? null,
         complete,
         next_from_seq: last,
         chunks: chunks.map((ch) => ({ seq: ch.seq, stream: STREAM_NAMES[ch.stream] ?? 'stdout', data: ch.data.toString('base64'), dropped_bytes: ch.dropped_bytes })),
       })
     }
     const parts = chunks.map((ch) => (ch.dropped_bytes > 0 ? Buffer.concat([Buffer.from(`\n[opsconductor: ${ch.dropped_bytes} bytes of output were lost on the agent (spool full)]\n`), ch.data]) : ch.data))
+    if (prunedAt) parts.push(Buffer.from(`[opsconductor: this output was deleted by the retention policy on ${prunedAt.toISOString()}]\n`))
     if (complete && s.truncated) parts.push(Buffer.from(`\n[opsconductor: output truncated at ${s.outputBytes} bytes (the per-step cap)]\n`))
     return c.body(Buffer.concat(parts), 200, { 'content-type': 'text/plain; charset=utf-8' })
   })

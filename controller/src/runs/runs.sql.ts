@@ -47,11 +47,14 @@ export const run = pgTable(
     cancelRequestedBy: text('cancel_requested_by'),
     error: text('error'),
     targetCount: integer('target_count').notNull().default(0),
+    /** Set when retention deleted this run's output (the run record stays longer). */
+    outputPrunedAt: timestamp('output_pruned_at', { withTimezone: true }),
   },
   (t) => [
     index('run_created_idx').on(t.createdAt, t.id),
     index('run_job_idx').on(t.jobId, t.createdAt),
     index('run_status_idx').on(t.status, t.createdAt),
+    index('run_finished_idx').on(t.finishedAt),
     index('run_active_idx')
       .on(t.id)
       .where(sql`${t.status} in ('queued', 'running')`),

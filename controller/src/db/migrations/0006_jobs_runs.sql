@@ -40,7 +40,8 @@ CREATE TABLE "run" (
 	"cancel_requested_at" timestamp with time zone,
 	"cancel_requested_by" text,
 	"error" text,
-	"target_count" integer DEFAULT 0 NOT NULL
+	"target_count" integer DEFAULT 0 NOT NULL,
+	"output_pruned_at" timestamp with time zone
 );
 --> statement-breakpoint
 CREATE TABLE "run_event" (
@@ -118,6 +119,7 @@ CREATE INDEX "job_version_created_idx" ON "job_version" USING btree ("job_id","c
 CREATE INDEX "run_created_idx" ON "run" USING btree ("created_at","id");--> statement-breakpoint
 CREATE INDEX "run_job_idx" ON "run" USING btree ("job_id","created_at");--> statement-breakpoint
 CREATE INDEX "run_status_idx" ON "run" USING btree ("status","created_at");--> statement-breakpoint
+CREATE INDEX "run_finished_idx" ON "run" USING btree ("finished_at");--> statement-breakpoint
 CREATE INDEX "run_active_idx" ON "run" USING btree ("id") WHERE "run"."status" in ('queued', 'running');--> statement-breakpoint
 CREATE INDEX "run_target_target_idx" ON "run_target" USING btree ("target_id");--> statement-breakpoint
 CREATE INDEX "step_run_run_idx" ON "step_run" USING btree ("run_id","step_index","target_id","attempt");--> statement-breakpoint
