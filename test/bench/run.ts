@@ -1,5 +1,6 @@
 // `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
 import { agentsBench } from './agents.ts'
+import { runsBench } from './runs.ts'
 import { selectorsBench } from './selectors.ts'
 import { startupBench } from './startup.ts'
 
@@ -7,6 +8,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   startup: startupBench,
   selectors: selectorsBench,
   agents: agentsBench,
+  runs: runsBench,
 }
 
 const args = process.argv.slice(2)

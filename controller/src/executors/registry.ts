@@ -1,6 +1,7 @@
 import type { z } from 'zod'
 import { CopyInput, ExecInput } from './exec-input.ts'
 import { httpExecutor } from './http.ts'
+import { snmpExecutor } from './snmp.ts'
 import { sqlExecutor } from './sql.ts'
 import { sftpDownload, sshCopy, sshExec } from './ssh/index.ts'
 import type { StepExecutor } from './types.ts'
@@ -37,7 +38,7 @@ function register(executor: StepExecutor<any>, transport?: 'ssh'): void {
   }
 }
 
-for (const executor of [httpExecutor, webhookExecutor, sqlExecutor, waitExecutor]) register(executor)
+for (const executor of [httpExecutor, webhookExecutor, sqlExecutor, snmpExecutor, waitExecutor]) register(executor)
 for (const executor of [sshExec, sshCopy, sftpDownload]) register(executor, 'ssh')
 
 export function stepType(type: string): StepTypeInfo | undefined {

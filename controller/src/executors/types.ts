@@ -17,7 +17,8 @@ export interface StepOutputSink {
   write(stream: OutputStream, data: Buffer | string): void
 }
 
-export type StepStatus = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'system_error'
+/** `interrupted` and `agent_lost` come from the engine and agent transport; executors use the others. */
+export type StepStatus = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'system_error' | 'interrupted' | 'agent_lost'
 
 export interface StepOutcome {
   status: StepStatus

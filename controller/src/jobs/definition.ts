@@ -178,7 +178,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
       add(path, (err as Error).message)
     }
   }
-  if (base?.targets) selectorProblems(['targets'], base.targets)
+  if (typeof raw?.targets === 'string' && raw.targets.trim()) selectorProblems(['targets'], raw.targets.trim())
 
   const steps: StepDef[] = []
   const seen = new Set<string>()
@@ -201,8 +201,12 @@ export function parseJobDefinition(input: unknown): JobDefinition {
     let own_: Record<string, unknown> = own
     if (type) {
       const parsed = type.input.safeParse(own)
-      if (!parsed.success) for (const i of parsed.error.issues) add([...path, ...(i.path as (string | number)[])], i.message)
-      else own_ = parsed.data as Record<string, unknown>
+      if (parsed.success) own_ = parsed.data as Record<string, unknown>
+      else {
+        // A templated field (`url: https://{{ target.address }}/health`) is checked again once rendered.
+        const real = parsed.error.issues.filter((i) => !isTemplatedAt(own, i.path as (string | number)[]))
+        for (const i of real) add([...path, ...(i.path as (string | number)[])], i.message)
+      }
     }
     templateProblems(path, own, seen)
     const target = common.success ? common.data.target : undefined
@@ -360,6 +364,16 @@ export function normaliseTargetRef(ref: string): string {
   if (hasTemplate(text)) return text
   if (/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,254}$/.test(text) && !/^(id|name|group|tag|os|connection|enabled|address):/.test(text)) return `name:${text}`
   return text
+}
+
+/** The value at `path` is a string with a template in it (so its final form is known only at run time). */
+function isTemplatedAt(value: unknown, path: (string | number)[]): boolean {
+  let v: unknown = value
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return false
+    v = (v as Record<string | number, unknown>)[key]
+  }
+  return typeof v === 'string' && hasTemplate(v)
 }
 
 function pick(obj: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {

@@ -42,11 +42,12 @@ function execAction(input: ExecInput, step: StepDef, osType: string | undefined)
  * A step through the target's agent. The assignment id is the step run's id: a controller that
  * takes over a step run finds its assignment and waits for it instead of sending it twice.
  */
-export async function agentStep(ctx: AppContext, row: StepRunRow, step: StepDef, action: 'exec' | 'copy', input: ExecInput | CopyInput, x: ExecutionContext, masker: SecretMasker): Promise<Outcome> {
+export async function agentStep(ctx: AppContext, row: StepRunRow, step: StepDef, action: 'exec' | 'copy', input: ExecInput | CopyInput, x: ExecutionContext, masker: SecretMasker, takenOver: boolean): Promise<Outcome> {
   const dispatcher = ctx.agentGateway?.dispatcher
   if (!dispatcher) return { status: 'system_error', error: 'this controller process serves no agents' }
   if (!row.agentId) return { status: 'failed', error: `target ${x.target?.name} has no agent enrolled` }
-  let outcome: AssignmentOutcome | undefined = await dispatcher.outcome(row.id)
+  // Only a step run taken over from a stopped controller can have its assignment already.
+  let outcome: AssignmentOutcome | undefined = takenOver ? await dispatcher.outcome(row.id) : undefined
   let done: Promise<AssignmentOutcome>
   if (outcome) {
     done = dispatcher.waitFor(row.id)

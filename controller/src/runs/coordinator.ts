@@ -38,7 +38,7 @@ export function plannedSteps(definition: JobDefinition): PlannedStep[] {
 export async function advanceRun(ctx: AppContext, runId: string): Promise<{ ready: number; status: RunStatus } | undefined> {
   return ctx.db.transaction(async (tx) => {
     const db = tx as unknown as Db
-    const [r] = await db.select().from(run).where(eq(run.id, runId)).for('update')
+    const [r] = await db.select().from(run).where(eq(run.id, runId)).for('no key update')
     if (!r || isFinal(r.status)) return undefined
     const definition = await definitionOf(db, r.jobId, r.jobVersion)
     const now = ctx.clock()

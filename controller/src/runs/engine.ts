@@ -6,7 +6,8 @@ import { describe, executeStepRun, type Outcome } from './execute.ts'
 import { RunEventHub } from './events.ts'
 import { OutputRows } from './output-sink.ts'
 import { pruneRuns } from './retention.ts'
-import { run, stepRun, type StepRunRow } from './runs.sql.ts'
+import { run, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
+import { Batcher } from '../db/batcher.ts'
 
 /*
  * The work loop every controller runs. Step runs that the coordinator made ready are claimed
@@ -20,6 +21,7 @@ const POLL_MS = 1_000
 const ADVANCE_SWEEP_MS = 2_000
 const PRUNE_EVERY_MS = 3_600_000
 const FIRST_PRUNE_MS = 60_000
+const RUN_ROW_TTL_MS = 500
 /** A controller counts as alive while its heartbeat is this recent. */
 const NODE_ALIVE_SECONDS = 45
 
@@ -198,10 +200,10 @@ export class RunEngine {
     return this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, rows.map((r) => r.id)))
   }
 
-  private begin(row: StepRunRow): void {
+  private begin(row: StepRunRow, takenOver = false): void {
     const abort = new AbortController()
     this.inFlight.set(row.id, { runId: row.runId, abort, agent: row.transport === 'agent' })
-    void this.execute(row, abort)
+    void this.execute(row, abort, takenOver)
       .catch((err) => this.ctx.log.error({ err, stepRunId: row.id }, 'runs.execute_failed'))
       .finally(() => {
         this.inFlight.delete(row.id)
@@ -209,8 +211,20 @@ export class RunEngine {
       })
   }
 
-  private async execute(row: StepRunRow, abort: AbortController): Promise<void> {
-    const [r] = await this.ctx.db.select().from(run).where(eq(run.id, row.runId))
+  /** Run rows are read by every step run of a fan-out: shared for a moment (cancel also arrives by NOTIFY). */
+  private readonly runRows = new Map<string, { row: Promise<RunRow | undefined>; at: number }>()
+  private runRow(runId: string): Promise<RunRow | undefined> {
+    const now = Date.now()
+    const cached = this.runRows.get(runId)
+    if (cached && now - cached.at < RUN_ROW_TTL_MS) return cached.row
+    if (this.runRows.size > 1000) this.runRows.clear()
+    const row = this.ctx.db.select().from(run).where(eq(run.id, runId)).then((rows) => rows[0])
+    this.runRows.set(runId, { row, at: now })
+    return row
+  }
+
+  private async execute(row: StepRunRow, abort: AbortController, takenOver: boolean): Promise<void> {
+    const r = await this.runRow(row.runId)
     if (!r) return
     const definition = await definitionOf(this.ctx.db, r.jobId, r.jobVersion)
     const step = definition.steps[row.stepIndex]
@@ -223,7 +237,7 @@ export class RunEngine {
     if (r.cancelRequestedAt) abort.abort('cancelled')
     let outcome: Outcome
     try {
-      outcome = await executeStepRun({ ctx: this.ctx, rows: this.rows }, row, definition, r, abort.signal)
+      outcome = await executeStepRun({ ctx: this.ctx, rows: this.rows }, row, definition, r, abort.signal, takenOver)
     } catch (err) {
       outcome = { status: 'system_error', error: describe(err) }
     } finally {
@@ -234,23 +248,28 @@ export class RunEngine {
     await this.advance(row.runId)
   }
 
-  private async finish(row: StepRunRow, o: Outcome): Promise<void> {
-    await this.ctx.db
-      .update(stepRun)
-      .set({
-        status: o.status,
-        exitCode: o.exitCode ?? null,
-        signal: o.signal ?? null,
-        error: o.error ?? null,
-        result: (o.result ?? null) as never,
-        finishedAt: this.ctx.clock(),
-        claimedBy: null,
-        leaseUntil: null,
-        ...(o.outputBytes !== undefined ? { outputBytes: o.outputBytes } : {}),
-        ...(o.truncated !== undefined ? { truncated: o.truncated } : {}),
-      })
-      .where(and(eq(stepRun.id, row.id), eq(stepRun.status, 'running'), eq(stepRun.claimedBy, this.ctx.nodeId)))
+  private finish(row: StepRunRow, o: Outcome): Promise<void> {
+    return this.finishes.add({ id: row.id, o, at: this.ctx.clock() })
   }
+
+  /** Many step runs' verdicts in one UPDATE … FROM (VALUES …); only a step run this controller still holds takes it. */
+  private readonly finishes = new Batcher<{ id: string; o: Outcome; at: Date }>(async (items) => {
+    const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v))
+    const values = sql.join(
+      items.map(
+        ({ id, o, at }) =>
+          sql`(${id}::uuid, ${o.status}::text, ${o.exitCode ?? null}::int, ${o.signal ?? null}::text, ${o.error ?? null}::text, ${json(o.result)}::jsonb,
+            ${json(o.rendered)}::jsonb, ${at.toISOString()}::timestamptz, ${o.outputBytes ?? null}::bigint, ${o.truncated ?? null}::boolean)`,
+      ),
+      sql`, `,
+    )
+    await this.ctx.db.execute(sql`
+      update step_run s set status = v.status, exit_code = v.exit_code, signal = v.signal, error = v.error, result = v.result,
+        rendered = coalesce(v.rendered, s.rendered), finished_at = v.finished_at, claimed_by = null, lease_until = null,
+        output_bytes = coalesce(v.output_bytes, s.output_bytes), truncated = coalesce(v.truncated, s.truncated)
+      from (values ${values}) as v(id, status, exit_code, signal, error, result, rendered, finished_at, output_bytes, truncated)
+      where s.id = v.id and s.status = 'running' and s.claimed_by = ${this.ctx.nodeId}`)
+  })
 
   private async renewLeases(): Promise<void> {
     const ids = [...this.inFlight.keys()]
@@ -277,7 +296,7 @@ export class RunEngine {
     )
     if (taken.length) {
       this.ctx.log.info({ count: taken.length }, 'runs.agent_steps_taken_over')
-      for (const row of await this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, taken.map((t) => t.id)))) this.begin(row)
+      for (const row of await this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, taken.map((t) => t.id)))) this.begin(row, true)
     }
     const interrupted = rowsOf<{ id: string; run_id: string }>(
       await this.ctx.db.execute(sql`

@@ -31,11 +31,12 @@ export interface ExecuteDeps {
   rows: OutputRows
 }
 
-export type Outcome = StepOutcome & { outputBytes?: number; truncated?: boolean }
+export type Outcome = StepOutcome & { outputBytes?: number; truncated?: boolean; rendered?: unknown }
 
 const STEP_REF_OUTPUT_BYTES = 1024 * 1024
 
-export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definition: JobDefinition, runRow: RunRow, signal: AbortSignal): Promise<Outcome> {
+/** `takenOver`: the step run was claimed by a controller that stopped; its agent assignment may exist already. */
+export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definition: JobDefinition, runRow: RunRow, signal: AbortSignal, takenOver = false): Promise<Outcome> {
   const { ctx } = deps
   const step = definition.steps[row.stepIndex]
   const info = stepType(row.stepType)
@@ -71,10 +72,7 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definit
   } catch (err) {
     return { status: 'failed', error: describe(err) }
   }
-  await ctx.db
-    .update(stepRun)
-    .set({ rendered: maskValue(input, masker) })
-    .where(eq(stepRun.id, row.id))
+  const rendered = maskValue(input, masker)
 
   const x: ExecutionContext = {
     ctx,
@@ -89,18 +87,18 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definit
   const writer = x.output as StepOutputWriter
   let outcome: Outcome
   try {
-    outcome = await route(deps, info.route, row, step, input, x, masker)
+    outcome = await route(deps, info.route, row, step, input, x, masker, takenOver)
   } catch (err) {
     outcome = { status: 'system_error', error: describe(err) }
   }
   if (row.transport !== 'agent') Object.assign(outcome, await writer.close())
-  return outcome
+  return { ...outcome, rendered }
 }
 
-async function route(deps: ExecuteDeps, r: StepRoute, row: StepRunRow, step: StepDef, input: unknown, x: ExecutionContext, masker: SecretMasker): Promise<Outcome> {
+async function route(deps: ExecuteDeps, r: StepRoute, row: StepRunRow, step: StepDef, input: unknown, x: ExecutionContext, masker: SecretMasker, takenOver: boolean): Promise<Outcome> {
   if (r.kind === 'controller') return r.executor.run(row.stepType, input, x)
   const action = r.action
-  if (row.transport === 'agent') return agentStep(deps.ctx, row, step, action, input as ExecInput | CopyInput, x, masker)
+  if (row.transport === 'agent') return agentStep(deps.ctx, row, step, action, input as ExecInput | CopyInput, x, masker, takenOver)
   if (row.transport === 'ssh') {
     if (x.target?.connection.type !== 'ssh') return { status: 'failed', error: `target ${x.target?.name} is not reached over SSH (its connection is ${x.target?.connection.type})` }
     return action === 'exec' ? runSshExec(x.target, input as ExecInput, x) : runSshCopy(x.target, input as CopyInput, x)

@@ -112,7 +112,9 @@ export class SimulatedAgent {
     }
     const { assignmentId, action } = verdict.assignment
     conn.send({ case: 'accepted', value: { assignmentId, acceptedAtUnixMs: BigInt(Date.now()) } })
-    const argv = action.case === 'exec' && action.value.command.case === 'argv' ? action.value.command.value.argv : []
+    const command = action.case === 'exec' ? action.value.command : undefined
+    // A job's exec step arrives as a shell script: `echo …` is answered the same way.
+    const argv = command?.case === 'argv' ? command.value.argv : command?.case === 'script' && command.value.script.startsWith('echo ') ? ['echo', command.value.script.slice(5)] : []
     if (argv[0] === 'echo') {
       conn.send({ case: 'output', value: { assignmentId, stream: OutputStream.STDOUT, seq: 1n, byteOffset: 0n, data: Buffer.from(`${argv.slice(1).join(' ')}\n`) } })
       sendResult(conn, assignmentId, 1)

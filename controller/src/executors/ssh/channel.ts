@@ -1,0 +1,86 @@
+import type { SftpSession, SftpStats, SshChannel, SshClient } from './ssh2.ts'
+import { SFTP_NO_SUCH_FILE, type SftpError } from './ssh2.ts'
+
+/** Promise forms of the few ssh2 channel and SFTP calls the executors make. */
+
+export const PTY = { term: 'xterm', cols: 200, rows: 50, modes: { ECHO: 0 } }
+
+export function openExec(client: SshClient, command: string, pty = false): Promise<SshChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.exec(command, pty ? { pty: PTY } : {}, (err, channel) => (err ? reject(err) : resolve(channel)))
+    } catch (err) {
+      reject(err)
+    }
+  })
+}
+
+export interface Captured {
+  code: number | null
+  stdout: string
+}
+
+/**
+ * Runs a short helper command (kill, sha256sum) on its own channel; resolves with its exit code
+ * and at most 64 KiB of stdout, or `code: null` when it could not run or did not end in `timeoutMs`.
+ */
+export function capture(client: SshClient, command: string, timeoutMs: number): Promise<Captured> {
+  return new Promise((resolve) => {
+    let stdout = ''
+    let code: number | null = null
+    let channel: SshChannel | undefined
+    const timer = setTimeout(() => {
+      channel?.close()
+      resolve({ code: null, stdout })
+    }, timeoutMs)
+    openExec(client, command).then(
+      (ch) => {
+        channel = ch
+        ch.on('data', (d: Buffer) => {
+          if (stdout.length < 64 * 1024) stdout += d.toString('utf8')
+        })
+        ch.stderr.on('data', () => {})
+        ch.on('error', () => {})
+        ch.on('exit', (c) => (code = typeof c === 'number' ? c : null))
+        ch.on('close', () => {
+          clearTimeout(timer)
+          resolve({ code, stdout })
+        })
+        ch.end()
+      },
+      () => {
+        clearTimeout(timer)
+        resolve({ code: null, stdout })
+      },
+    )
+  })
+}
+
+export function openSftp(client: SshClient): Promise<SftpSession> {
+  return new Promise((resolve, reject) => {
+    try {
+      client.sftp((err, sftp) => {
+        if (err) return reject(err)
+        // Failures reach the pending requests' callbacks; an unheard 'error' event would crash the process.
+        sftp.on('error', () => {})
+        resolve(sftp)
+      })
+    } catch (err) {
+      reject(err)
+    }
+  })
+}
+
+/** Calls an SFTP method that takes a node-style callback. */
+export function sftpCall<T = void>(fn: (cb: (err: SftpError | null | undefined, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))))
+}
+
+export async function statOrNull(sftp: SftpSession, path: string): Promise<SftpStats | null> {
+  try {
+    return await sftpCall<SftpStats>((cb) => sftp.stat(path, cb))
+  } catch (err) {
+    if ((err as SftpError).code === SFTP_NO_SUCH_FILE) return null
+    throw err
+  }
+}
