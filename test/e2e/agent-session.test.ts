@@ -43,13 +43,14 @@ test('a connected agent is online with its address and version; echo runs and it
   assert.equal(listed.address, '127.0.0.1')
   assert.equal(controller.ctx.agentGateway!.registry.get(agentId)?.agentId, agentId)
 
-  const { assignmentId, done } = await controller.dispatcher.dispatch(agentId, script('echo hello from $HOSTNAME_CHECK; echo oops >&2; exit 3'), {
+  const { assignmentId, done } = await controller.dispatcher.dispatch(agentId, script('echo hello from $HOSTNAME_CHECK; echo length ${#HOSTNAME_CHECK}; echo oops >&2; exit 3'), {
     secrets: { HOSTNAME_CHECK: 'the-agent' },
   })
   const outcome = await done
   assert.equal(outcome.status, 'failed')
   assert.equal(outcome.exitCode, 3)
-  assert.equal((await storedOutput(controller, assignmentId, 1)).toString(), 'hello from the-agent\n')
+  // The process gets the secret (its length shows it); the output shows it masked.
+  assert.equal((await storedOutput(controller, assignmentId, 1)).toString(), 'hello from ****\nlength 9\n')
   assert.equal((await storedOutput(controller, assignmentId, 2)).toString(), 'oops\n')
   assert.ok(!agent.logs.some((r) => JSON.stringify(r).includes('the-agent')), 'the secret value never reaches the agent log')
 })

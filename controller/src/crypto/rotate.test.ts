@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -16,6 +16,8 @@ import { CreateCredentialInput } from '../credentials/types.ts'
 import { parseWith } from '../http/validate.ts'
 import { activeSigningKeys, ensureSigningKey } from '../agents/signing-keys.ts'
 import { appUser } from '../users/users.sql.ts'
+import { createJob } from '../jobs/service.ts'
+import { run, runParamsAad } from '../runs/runs.sql.ts'
 import { verifyMasterKey } from './key-check.ts'
 import { createKeyring, loadMasterKeyring, MASTER_KEY_FILE, type Keyring } from './master-key.ts'
 import { keysRetireCommand, keysRotateCommand, retireOldKeys, rotateMasterKey } from './rotate.ts'
@@ -32,7 +34,7 @@ const tempDir = () => mkdtempSync(path.join(tmpdir(), 'opsc-rotate-'))
 const withKeyring = (keyring: Keyring): AppContext => ({ ...t.ctx, keyring })
 const TOTP = 'JBSWY3DPEHPK3PXP'
 
-async function seed(ctx: AppContext, prefix: string): Promise<{ credentialIds: string[]; userId: string }> {
+async function seed(ctx: AppContext, prefix: string): Promise<{ credentialIds: string[]; userId: string; runId: string }> {
   const bodies = [
     { name: `${prefix}-pw`, type: 'ssh_password', username: 'root', password: `${prefix} password` },
     { name: `${prefix}-db`, type: 'database', driver: 'postgres', host: 'db', database: 'app', username: 'app', password: `${prefix} db password` },
@@ -45,10 +47,16 @@ async function seed(ctx: AppContext, prefix: string): Promise<{ credentialIds: s
     .update(appUser)
     .set({ totpSecret: sealSecret(ctx.keyring, TOTP, totpAad(user.id)), totpPendingSecret: sealSecret(ctx.keyring, TOTP, totpAad(user.id)) })
     .where(eq(appUser.id, user.id))
-  return { credentialIds, userId: user.id }
+  // A run with a secret parameter: sealed with the run id bound in.
+  const job = await createJob(ctx, undefined, { name: `rotate-${prefix}`, parameters: [{ name: 'pw', type: 'secret' }], steps: [{ type: 'wait', seconds: 1 }] })
+  const runId = randomUUID()
+  await ctx.db.insert(run).values({ id: runId, jobId: job.id, jobVersion: 1, jobName: job.name, status: 'succeeded', parameters: { pw: '****' }, secretParams: sealSecret(ctx.keyring, JSON.stringify({ pw: 'hunter22' }), runParamsAad(runId)), trigger: 'manual', createdAt: new Date() })
+  return { credentialIds, userId: user.id, runId }
 }
 
-async function assertAllOpen(ctx: AppContext, seeded: { credentialIds: string[]; userId: string }): Promise<void> {
+async function assertAllOpen(ctx: AppContext, seeded: { credentialIds: string[]; userId: string; runId: string }): Promise<void> {
+  const [r] = await ctx.db.select().from(run).where(eq(run.id, seeded.runId))
+  assert.equal(openSecret(ctx.keyring, r!.secretParams!, runParamsAad(seeded.runId)).toString(), '{"pw":"hunter22"}')
   for (const id of seeded.credentialIds) assert.ok(JSON.stringify(await openCredential(ctx, id)).includes('"name"'))
   const [user] = await ctx.db.select().from(appUser).where(eq(appUser.id, seeded.userId))
   assert.equal(openSecret(ctx.keyring, user!.totpSecret!, totpAad(seeded.userId)).toString(), TOTP)
@@ -79,6 +87,7 @@ describe('key-file rotation', () => {
       'app_user.totp_secret': 1,
       'app_user.totp_pending_secret': 1,
       'agent_signing_key.private_key': 1,
+      'run.secret_params': 1,
       'setting.master_key_check': 1,
     })
     assert.deepEqual(report.failed, [])
@@ -125,10 +134,10 @@ describe('key-file rotation', () => {
     const late = await seed(staleCtx, 'late')
     const refused = await keysRetireCommand(own.ctx.db, config, { settleMs: 0 })
     assert.equal(refused.exitCode, 1)
-    assert.match(refused.output, /^5 sealed value\(s\) still use an older master key \(credential\.secret 3 under key [0-9a-f]{16}, app_user\.totp_secret 1 under key .*; run `opsconductor keys rotate --rewrap-only` first$/)
+    assert.match(refused.output, /^6 sealed value\(s\) still use an older master key \(credential\.secret 3 under key [0-9a-f]{16}, app_user\.totp_secret 1 under key .*; run `opsconductor keys rotate --rewrap-only` first$/)
     const rewrap = await keysRotateCommand(own.ctx.db, config, { rewrapOnly: true })
     assert.equal(rewrap.exitCode, 0)
-    assert.match(rewrap.output, /^current master key [0-9a-f]{16} \(.*\)\nre-wrapped 5 sealed values \(credential\.secret 3, app_user\.totp_secret 1, app_user\.totp_pending_secret 1\)/)
+    assert.match(rewrap.output, /^current master key [0-9a-f]{16} \(.*\)\nre-wrapped 6 sealed values \(credential\.secret 3, app_user\.totp_secret 1, app_user\.totp_pending_secret 1, run\.secret_params 1\)/)
     const done = await keysRetireCommand(own.ctx.db, config, { settleMs: 0 })
     assert.deepEqual(done.exitCode, 0)
     assert.match(done.output, /^retired [0-9a-f]{16}; .* now holds only the current key/)
@@ -193,7 +202,7 @@ describe('OPSC_MASTER_KEY rotation', () => {
     const rotated = await keysRotateCommand(t.ctx.db, config)
     assert.equal(rotated.exitCode, 0, rotated.output)
     const newId = createKeyring([newKey]).current.id
-    assert.match(rotated.output, new RegExp(`^current master key ${newId} \\(OPSC_MASTER_KEY\\)\\nre-wrapped 6 sealed values`))
+    assert.match(rotated.output, new RegExp(`^current master key ${newId} \\(OPSC_MASTER_KEY\\)\\nre-wrapped 7 sealed values`))
     assert.deepEqual(await kidsInUse(t.ctx), [newId])
     await assertAllOpen(withKeyring(createKeyring([newKey])), seeded)
     const retire = await keysRetireCommand(t.ctx.db, config)

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { randomBytes, randomUUID } from 'node:crypto'
-import { createSocket } from 'node:dgram'
-import { once } from 'node:events'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
+import { freeUdpPort, snmpdUnavailable, startSnmpd, type TestSnmpd } from '../../../test/harness/snmpd.ts'
 import { createCredential } from '../credentials/service.ts'
 import { CreateCredentialInput } from '../credentials/types.ts'
 import type { TargetRow } from '../targets/targets.sql.ts'
@@ -16,42 +12,18 @@ import { executionContext } from './testing.ts'
 import type { ExecutionContext } from './types.ts'
 
 /*
- * Against a real Net-SNMP agent: `snmpd` (Debian package snmpd) started by this file in the
- * foreground on a free UDP port of 127.0.0.1, with its own config and persistent directory (never
- * the system service or /var/lib/snmp), a v2c read-only community and two v3 users.
+ * Against a real Net-SNMP agent (test/harness/snmpd.ts): `snmpd` in the foreground on a free UDP
+ * port of 127.0.0.1, with its own config, a v2c read-only community and v3 users.
  */
 
-function findSnmpd(): string | undefined {
-  for (const candidate of ['snmpd', '/usr/sbin/snmpd']) {
-    if (spawnSync(candidate, ['-v'], { stdio: 'ignore' }).error === undefined) return candidate
-  }
-  return undefined
-}
-const snmpd = findSnmpd()
-const skip = snmpd ? false : 'snmpd is not installed (apt-get install snmpd)'
+const skip = snmpdUnavailable() ?? false
 if (skip) console.log(`# skipping snmp tests: ${skip}`)
 
-const COMMUNITY = `opsc-ro-${randomBytes(4).toString('hex')}`
-const SYS_NAME = 'opsc-snmp-test'
-const SYS_LOCATION = 'Rack 7, Test Lab'
-const V3 = { user: 'opsc-v3', auth: 'auth-pass-7f2c', priv: 'priv-pass-91ab' }
-const MD5 = { user: 'opsc-md5', auth: 'md5-pass-3c4d', priv: 'aes-pass-5e6f' }
-const DES = { user: 'opsc-des', auth: 'sha-pass-8a9b', priv: 'des-pass-0c1d' }
-
 let t: TestContext
-let agent: ChildProcess | undefined
-let agentLog = ''
-let dir: string
+let agent: TestSnmpd | undefined
 let port: number
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4')
-  socket.bind(0, '127.0.0.1')
-  await once(socket, 'listening')
-  const { port } = socket.address()
-  await new Promise<void>((r) => socket.close(() => r()))
-  return port
-}
+let SYS_NAME: string
+let SYS_LOCATION: string
 
 function target(address = '127.0.0.1'): TargetRow {
   const now = new Date()
@@ -84,61 +56,26 @@ async function ok(type: string, input: Record<string, unknown>) {
   return { x, result: result.result as { varbinds: SnmpVarbind[]; truncated?: boolean } }
 }
 
-async function startAgent(): Promise<void> {
-  dir = mkdtempSync(path.join(tmpdir(), 'opsc-snmpd-'))
-  const conf = path.join(dir, 'snmpd.conf')
-  writeFileSync(
-    conf,
-    [
-      `sysName ${SYS_NAME}`,
-      `sysLocation ${SYS_LOCATION}`,
-      'sysContact ops@example.test',
-      `rocommunity ${COMMUNITY} 127.0.0.1`,
-      // createUser is read at start and stored (localised) in the persistent directory below.
-      `createUser ${V3.user} SHA "${V3.auth}" AES "${V3.priv}"`,
-      `createUser ${MD5.user} MD5 "${MD5.auth}" AES "${MD5.priv}"`,
-      `createUser ${DES.user} SHA "${DES.auth}" DES "${DES.priv}"`,
-      `rouser ${V3.user} authpriv`,
-      `rouser ${MD5.user} authpriv`,
-      `rouser ${DES.user} authpriv`,
-      '',
-    ].join('\n'),
-  )
-  port = await freeUdpPort()
-  // -f foreground, -Lo log to stdout, -C no system config files; MIBS= skips loading MIB files.
-  agent = spawn(snmpd!, ['-f', '-Lo', '-C', '-c', conf, `udp:127.0.0.1:${port}`], {
-    env: { ...process.env, MIBS: '', SNMPCONFPATH: dir, SNMP_PERSISTENT_DIR: path.join(dir, 'persist') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  agent.stdout!.on('data', (d: Buffer) => (agentLog += d.toString()))
-  agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()))
-  for (let i = 0; i < 100; i++) {
-    if (agent.exitCode !== null) break
-    const { outcome } = run('snmp.get', { credential: 'snmp-v2c', oids: ['1.3.6.1.2.1.1.5.0'], timeout_ms: 200, retries: 0 })
-    if ((await outcome).status === 'succeeded') return
-  }
-  throw new Error(`snmpd did not answer on udp:127.0.0.1:${port}:\n${agentLog}`)
-}
-
 before(async () => {
   t = await createTestContext()
+  if (skip) return
+  agent = await startSnmpd()
+  port = agent.port
+  SYS_NAME = agent.sysName
+  SYS_LOCATION = agent.sysLocation
+  const { sha: V3, md5: MD5, des: DES } = agent.v3
   const create = (body: Record<string, unknown>) => createCredential(t.ctx, undefined, CreateCredentialInput.parse({ type: 'snmp', ...body }))
-  await create({ name: 'snmp-v2c', version: 'v2c', community: COMMUNITY })
+  await create({ name: 'snmp-v2c', version: 'v2c', community: agent.community })
   await create({ name: 'snmp-wrong-community', version: 'v2c', community: 'not-the-community' })
   await create({ name: 'snmp-v3', version: 'v3', username: V3.user, auth_protocol: 'sha', auth_password: V3.auth, priv_protocol: 'aes', priv_password: V3.priv })
   await create({ name: 'snmp-v3-md5', version: 'v3', username: MD5.user, auth_protocol: 'md5', auth_password: MD5.auth, priv_protocol: 'aes', priv_password: MD5.priv })
   await create({ name: 'snmp-v3-des', version: 'v3', username: DES.user, auth_protocol: 'sha', auth_password: DES.auth, priv_protocol: 'des', priv_password: DES.priv })
   await create({ name: 'snmp-v3-bad', version: 'v3', username: V3.user, auth_protocol: 'sha', auth_password: 'wrong-auth-pass', priv_protocol: 'aes', priv_password: V3.priv })
   await createCredential(t.ctx, undefined, CreateCredentialInput.parse({ name: 'ssh-login', type: 'ssh_password', username: 'root', password: 'pw' }))
-  if (!skip) await startAgent()
 })
 
 after(async () => {
-  if (agent && agent.exitCode === null) {
-    agent.kill('SIGTERM')
-    await once(agent, 'exit')
-  }
-  if (dir && existsSync(dir)) rmSync(dir, { recursive: true, force: true })
+  await agent?.stop()
   await t?.close()
 })
 

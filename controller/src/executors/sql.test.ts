@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
-import mysql from 'mysql2/promise'
 import postgres from 'postgres'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
+import { createMariadbDatabase, mariadbUnavailable, type TestMariadbDatabase } from '../../../test/harness/mariadb.ts'
 import { createCredential } from '../credentials/service.ts'
 import { CreateCredentialInput } from '../credentials/types.ts'
 import { SqlInput, sqlExecutor } from './sql.ts'
@@ -19,7 +19,6 @@ import type { ExecutionContext, StepOutcome } from './types.ts'
  */
 
 const PG_ADMIN = { host: '127.0.0.1', port: 5432, username: 'postgres', database: 'postgres' }
-const MY_ADMIN = { host: '127.0.0.1', port: 3306, user: 'root', password: '' }
 
 async function pgReachable(): Promise<string | false> {
   const sql = postgres({ ...PG_ADMIN, max: 1, connect_timeout: 3, onnotice: () => {} })
@@ -33,18 +32,8 @@ async function pgReachable(): Promise<string | false> {
   }
 }
 
-async function mysqlReachable(): Promise<string | false> {
-  try {
-    const conn = await mysql.createConnection({ ...MY_ADMIN, connectTimeout: 3000 })
-    await conn.end()
-    return false
-  } catch (err) {
-    return `MariaDB/MySQL not reachable as root on 127.0.0.1:3306 (${(err as Error).message})`
-  }
-}
-
 const pgSkip = await pgReachable()
-const mysqlSkip = await mysqlReachable()
+const mysqlSkip = (await mariadbUnavailable()) ?? false
 if (pgSkip) console.log(`# skipping postgres sql tests: ${pgSkip}`)
 if (mysqlSkip) console.log(`# skipping mysql sql tests: ${mysqlSkip}`)
 
@@ -231,26 +220,16 @@ describe('sql executor on PostgreSQL', { skip: pgSkip }, () => {
 })
 
 describe('sql executor on MariaDB/MySQL', { skip: mysqlSkip }, () => {
-  let admin: mysql.Connection
+  let db: TestMariadbDatabase | undefined
+  let admin: TestMariadbDatabase['admin']
   const cred = 'my-app'
   before(async () => {
-    admin = await mysql.createConnection(MY_ADMIN)
-    await admin.query(`create database ${DB}`)
-    await admin.query(`create user '${USER}'@'%' identified by '${PASSWORD}'`)
-    await admin.query(`create user '${USER}'@'localhost' identified by '${PASSWORD}'`)
-    await admin.query(`grant all on ${DB}.* to '${USER}'@'%'`)
-    await admin.query(`grant all on ${DB}.* to '${USER}'@'localhost'`)
-    await credential(cred, { driver: 'mysql', port: 3306, database: DB, username: USER, password: PASSWORD })
+    db = await createMariadbDatabase({ database: DB, user: USER, password: PASSWORD })
+    admin = db.admin
+    await credential(cred, { driver: 'mysql', port: db.port, database: DB, username: USER, password: PASSWORD })
   })
   after(async () => {
-    if (!admin) return
-    // A connection left in a transaction would hold a metadata lock that blocks the drop.
-    const [procs] = await admin.query(`select id from information_schema.processlist where user = ?`, [USER])
-    for (const { id } of procs as { id: number }[]) await admin.query(`kill ${Number(id)}`).catch(() => {})
-    await admin.query(`drop database if exists ${DB}`)
-    await admin.query(`drop user if exists '${USER}'@'%'`)
-    await admin.query(`drop user if exists '${USER}'@'localhost'`)
-    await admin.end()
+    await db?.drop()
   })
 
   test('sql.query binds params (server-side) and returns columns, rows and a text table', async () => {

@@ -155,7 +155,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
     if (raw.retry) raw.retry = dealias(raw.retry)
   }
   const shape = JobShape.safeParse(raw)
-  if (!shape.success) for (const i of shape.error.issues) add(i.path as (string | number)[], i.message)
+  if (!shape.success) for (const i of shape.error.issues) add(i.path as (string | number)[], messageOf(i))
   const base = shape.success ? shape.data : undefined
 
   const parameters = parseParameters(raw?.parameters, add)
@@ -193,7 +193,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
     const own: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(stepRaw)) if (!(COMMON_STEP_FIELDS as readonly string[]).includes(k)) own[k] = v
     const common = StepCommon.safeParse(pick(stepRaw, COMMON_STEP_FIELDS))
-    if (!common.success) for (const i of common.error.issues) add([...path, ...(i.path as (string | number)[])], i.message)
+    if (!common.success) for (const i of common.error.issues) add([...path, ...(i.path as (string | number)[])], messageOf(i))
     const id = (common.success && common.data.id) || `step${index + 1}`
     if (seen.has(id)) add([...path, 'id'], `duplicate step id "${id}"`)
     const type = typeof stepRaw.type === 'string' ? stepType(stepRaw.type) : undefined
@@ -205,7 +205,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
       else {
         // A templated field (`url: https://{{ target.address }}/health`) is checked again once rendered.
         const real = parsed.error.issues.filter((i) => !isTemplatedAt(own, i.path as (string | number)[]))
-        for (const i of real) add([...path, ...(i.path as (string | number)[])], i.message)
+        for (const i of real) add([...path, ...(i.path as (string | number)[])], messageOf(i))
       }
     }
     templateProblems(path, own, seen)
@@ -269,7 +269,7 @@ function parseParameters(value: unknown, add: (path: (string | number)[], messag
     const path = ['parameters', i]
     const parsed = ParameterDef.safeParse(item)
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) add([...path, ...(issue.path as (string | number)[])], issue.message)
+      for (const issue of parsed.error.issues) add([...path, ...(issue.path as (string | number)[])], messageOf(issue))
       return
     }
     const p = parsed.data
@@ -341,7 +341,8 @@ export function resolveParameters(defs: ParameterDef[], given: Record<string, un
   const known = new Set(defs.map((d) => d.name))
   for (const name of Object.keys(given)) if (!known.has(name)) problems.push({ path: `parameters.${name}`, message: 'unknown parameter' })
   for (const p of defs) {
-    const value = given[p.name] ?? p.default
+    // An empty form field means "not given": the default applies.
+    const value = given[p.name] === undefined || given[p.name] === null || given[p.name] === '' ? p.default : given[p.name]
     if (value === undefined || value === null || value === '') {
       if (p.required) problems.push({ path: `parameters.${p.name}`, message: 'required' })
       else if (p.type === 'string' || p.type === 'secret') out[p.name] = ''
@@ -364,6 +365,11 @@ export function normaliseTargetRef(ref: string): string {
   if (hasTemplate(text)) return text
   if (/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,254}$/.test(text) && !/^(id|name|group|tag|os|connection|enabled|address):/.test(text)) return `name:${text}`
   return text
+}
+
+/** zod's "expected string, received undefined" is, to an operator, a missing field. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  return issue.code === 'invalid_type' && /received undefined/.test(issue.message) ? 'required' : issue.message
 }
 
 /** The value at `path` is a string with a template in it (so its final form is known only at run time). */

@@ -3,12 +3,21 @@ import { SFTP_NO_SUCH_FILE, type SftpError } from './ssh2.ts'
 
 /** Promise forms of the few ssh2 channel and SFTP calls the executors make. */
 
-export const PTY = { term: 'xterm', cols: 200, rows: 50, modes: { ECHO: 0 } }
+const PTY = { term: 'xterm', cols: 200, rows: 50, modes: { ECHO: 0 } }
 
-export function openExec(client: SshClient, command: string, pty = false): Promise<SshChannel> {
+/**
+ * Opens an exec channel. `attach` runs synchronously in ssh2's callback: a fast command's exit
+ * status can arrive in the same read as the channel confirmation, and ssh2 emits `exit` while it
+ * parses that read, before any promise continuation could add a listener.
+ */
+export function openExec(client: SshClient, command: string, pty: boolean, attach: (channel: SshChannel) => void): Promise<SshChannel> {
   return new Promise((resolve, reject) => {
     try {
-      client.exec(command, pty ? { pty: PTY } : {}, (err, channel) => (err ? reject(err) : resolve(channel)))
+      client.exec(command, pty ? { pty: PTY } : {}, (err, channel) => {
+        if (err) return reject(err)
+        attach(channel)
+        resolve(channel)
+      })
     } catch (err) {
       reject(err)
     }
@@ -33,21 +42,21 @@ export function capture(client: SshClient, command: string, timeoutMs: number): 
       channel?.close()
       resolve({ code: null, stdout })
     }, timeoutMs)
-    openExec(client, command).then(
-      (ch) => {
-        channel = ch
-        ch.on('data', (d: Buffer) => {
-          if (stdout.length < 64 * 1024) stdout += d.toString('utf8')
-        })
-        ch.stderr.on('data', () => {})
-        ch.on('error', () => {})
-        ch.on('exit', (c) => (code = typeof c === 'number' ? c : null))
-        ch.on('close', () => {
-          clearTimeout(timer)
-          resolve({ code, stdout })
-        })
-        ch.end()
-      },
+    openExec(client, command, false, (ch) => {
+      channel = ch
+      ch.on('data', (d: Buffer) => {
+        if (stdout.length < 64 * 1024) stdout += d.toString('utf8')
+      })
+      ch.stderr.on('data', () => {})
+      ch.on('error', () => {})
+      ch.on('exit', (c) => (code = typeof c === 'number' ? c : null))
+      ch.on('close', () => {
+        clearTimeout(timer)
+        resolve({ code, stdout })
+      })
+      ch.end()
+    }).then(
+      () => {},
       () => {
         clearTimeout(timer)
         resolve({ code: null, stdout })

@@ -64,7 +64,7 @@ interface Endpoint {
 function endpoint(row: TargetRow, credentialId?: string | null): Endpoint {
   const c = row.connection
   if (c.type !== 'ssh') throw new SshError('config', `target ${row.name} is reached over ${c.type}, not SSH`)
-  return { targetId: row.id, label: `${row.name} (${row.address}:${c.port})`, address: row.address, port: c.port, policy: c.host_key_policy, credentialId: credentialId !== undefined && credentialId !== null ? credentialId : c.credential_id }
+  return { targetId: row.id, label: `${row.name} (${row.address}:${c.port})`, address: row.address, port: c.port, policy: c.host_key_policy, credentialId: credentialId ?? c.credential_id }
 }
 
 type Login = { username: string } & ({ password: string } | { privateKey: string })
@@ -89,7 +89,7 @@ async function login(ep: Endpoint, deps: ConnectDeps): Promise<Login> {
 }
 
 /** The key type named at the start of an SSH public key blob (`ssh-ed25519`, `ssh-rsa`, …). */
-export function keyTypeOf(blob: Buffer): string {
+function keyTypeOf(blob: Buffer): string {
   if (blob.length < 4) return 'unknown'
   const len = blob.readUInt32BE(0)
   return len > 0 && len < 64 && blob.length >= 4 + len ? blob.subarray(4, 4 + len).toString('latin1') : 'unknown'

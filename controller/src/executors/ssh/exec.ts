@@ -29,7 +29,7 @@ export function connectFailure(err: unknown, x: ExecutionContext, signal: AbortS
  * Commands travel as one argument of the exec request; past this size (Linux allows 128 KiB per
  * argument, sshd 256 KiB per request) they are staged in a temp file over SFTP and sourced.
  */
-export const MAX_INLINE_COMMAND_BYTES = 96 * 1024
+const MAX_INLINE_COMMAND_BYTES = 96 * 1024
 const MAX_WINDOWS_COMMAND_BYTES = 24 * 1024
 
 type Plan = { shell: Shell; command: string; posix: boolean; staged: boolean } | { error: string }
@@ -179,21 +179,23 @@ export async function runSshExec(target: TargetRow, input: ExecInput, x: Executi
 }
 
 async function execOn(conn: SshConnection, target: TargetRow, input: ExecInput, x: ExecutionContext, signal: AbortSignal, p: { command: string; posix: boolean }, nonce: string): Promise<StepOutcome> {
+  let resolvePgid!: (pgid: number | undefined) => void
+  const pgid = new Promise<number | undefined>((r) => (resolvePgid = r))
+  const scanner = p.posix ? new MarkerScanner(nonce) : null
+  let ended!: Promise<ChannelEnd>
   let channel: SshChannel
   try {
-    channel = await openExec(conn.client, p.command, input.pty)
+    channel = await openExec(conn.client, p.command, input.pty, (ch) => {
+      ended = watch(ch, x, scanner, input.pty, (id) => {
+        resolvePgid(id)
+        x.remember?.({ kind: 'ssh.pgid', target_id: target.id, host: target.address, pgid: id, run_as: input.run_as ?? null })
+      })
+    })
   } catch (err) {
     if (signal.aborted) return abortOutcome(x)
     return { status: 'failed', error: `${conn.label} refused to run the command: ${(err as Error).message}` }
   }
-  let resolvePgid!: (pgid: number | undefined) => void
-  const pgid = new Promise<number | undefined>((r) => (resolvePgid = r))
   setTimeout(() => resolvePgid(undefined), PGID_WAIT_MS).unref()
-  const scanner = p.posix ? new MarkerScanner(nonce) : null
-  const ended = watch(channel, x, scanner, input.pty, (id) => {
-    resolvePgid(id)
-    x.remember?.({ kind: 'ssh.pgid', target_id: target.id, host: target.address, pgid: id, run_as: input.run_as ?? null })
-  })
   writeStdin(channel, input)
 
   // After a stop, a channel that still does not close (a dead connection) is given up on.

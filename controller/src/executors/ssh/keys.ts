@@ -22,7 +22,7 @@ else parentPort.postMessage({ type: key.type, privatePem: key.getPrivatePEM(), p
 
 type Opened = { error: true } | { type: string; privatePem: string; publicSsh: Uint8Array }
 
-export const KEY_OPEN_TIMEOUT_MS = 20_000
+const KEY_OPEN_TIMEOUT_MS = 20_000
 
 export class KeyOpenError extends Error {}
 
