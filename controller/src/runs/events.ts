@@ -3,7 +3,7 @@ import type { SSEStreamingApi } from 'hono/streaming'
 import type { AppContext } from '../context.ts'
 import { rowsOf } from '../db/migrate.ts'
 import { isFinal } from './planner.ts'
-import { STREAM_NAMES } from './output.ts'
+import { STREAM_NAMES, toBuffer } from './output.ts'
 import type { RunStatus } from './runs.sql.ts'
 
 /*
@@ -65,13 +65,6 @@ interface EventRow {
   target_name: string | null
   step_id: string | null
   attempt: number | null
-}
-
-function toBuffer(v: unknown): Buffer {
-  if (Buffer.isBuffer(v)) return v
-  if (v instanceof Uint8Array) return Buffer.from(v)
-  if (typeof v === 'string') return Buffer.from(v.startsWith('\\x') ? v.slice(2) : v, 'hex')
-  return Buffer.alloc(0)
 }
 
 async function readEvents(ctx: AppContext, runId: string, after: number): Promise<EventRow[]> {

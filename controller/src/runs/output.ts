@@ -17,7 +17,8 @@ export interface OutputChunkRow {
   dropped_bytes: number
 }
 
-function toBuffer(v: unknown): Buffer {
+/** bytea as the drivers return it: a Buffer (postgres.js), a Uint8Array (PGlite) or `\\x…` hex text. */
+export function toBuffer(v: unknown): Buffer {
   if (Buffer.isBuffer(v)) return v
   if (v instanceof Uint8Array) return Buffer.from(v)
   if (typeof v === 'string') return Buffer.from(v.startsWith('\\x') ? v.slice(2) : v, 'hex')

@@ -7,8 +7,8 @@ import { abortOutcome, aborted, oneLine, stepSignal } from '../outcome.ts'
 import type { ExecutionContext, StepOutcome } from '../types.ts'
 import { capture, openSftp, sftpCall, statOrNull } from './channel.ts'
 import { shQuote } from './command.ts'
-import { connectSsh, type SshConnection } from './connect.ts'
-import { connectDeps, connectFailure } from './exec.ts'
+import type { SshConnection } from './connect.ts'
+import { connectForStep } from './exec.ts'
 import type { SftpError, SftpSession, SftpStats } from './ssh2.ts'
 
 /*
@@ -226,13 +226,8 @@ async function download(sftp: SftpSession, target: TargetRow, input: DownloadInp
  */
 async function withSftp(target: TargetRow, x: ExecutionContext, body: (conn: SshConnection, sftp: SftpSession, onTemp: (path: string) => void) => Promise<StepOutcome>): Promise<StepOutcome> {
   const signal = stepSignal(x)
-  if (signal.aborted) return abortOutcome(x)
-  let conn: SshConnection
-  try {
-    conn = await connectSsh(target, connectDeps(x, signal))
-  } catch (err) {
-    return connectFailure(err, x, signal)
-  }
+  const conn = await connectForStep(target, x, signal)
+  if ('status' in conn) return conn
   const abort = aborted(signal)
   let temp = ''
   let sftp: SftpSession | undefined

@@ -25,6 +25,16 @@ export function connectFailure(err: unknown, x: ExecutionContext, signal: AbortS
   throw err
 }
 
+/** The step's connection, or the outcome that ends the step (already aborted, or the connection failed). */
+export async function connectForStep(target: TargetRow, x: ExecutionContext, signal: AbortSignal): Promise<SshConnection | StepOutcome> {
+  if (signal.aborted) return abortOutcome(x)
+  try {
+    return await connectSsh(target, connectDeps(x, signal))
+  } catch (err) {
+    return connectFailure(err, x, signal)
+  }
+}
+
 /**
  * Commands travel as one argument of the exec request; past this size (Linux allows 128 KiB per
  * argument, sshd 256 KiB per request) they are staged in a temp file over SFTP and sourced.
@@ -153,13 +163,8 @@ export async function runSshExec(target: TargetRow, input: ExecInput, x: Executi
   const p = plan(target, input, nonce)
   if ('error' in p) return { status: 'failed', error: p.error }
   const signal = stepSignal(x)
-  if (signal.aborted) return abortOutcome(x)
-  let conn: SshConnection
-  try {
-    conn = await connectSsh(target, connectDeps(x, signal))
-  } catch (err) {
-    return connectFailure(err, x, signal)
-  }
+  const conn = await connectForStep(target, x, signal)
+  if ('status' in conn) return conn
   let staged: Awaited<ReturnType<typeof stage>> | undefined
   try {
     let command = p.command
