@@ -3,8 +3,7 @@ import { eq } from 'drizzle-orm'
 import { agent } from '../../controller/src/agents/agents.sql.ts'
 import { createApp } from '../../controller/src/app.ts'
 import type { AppContext } from '../../controller/src/context.ts'
-import { createTestUser } from './auth.ts'
-import { call, type CallResult } from './auth.ts'
+import { call, createTestUser, type CallResult } from './auth.ts'
 import { waitUntil } from './agents.ts'
 
 /** API calls as an operator against a controller's own app (in-process, real routes and auth). */
@@ -19,8 +18,9 @@ export class RunsApi {
     return new RunsApi(ctx, user.token)
   }
 
+  private built: ReturnType<typeof createApp> | undefined
   private get app() {
-    return createApp(this.ctx)
+    return (this.built ??= createApp(this.ctx))
   }
 
   call<T = any>(method: string, path: string, body?: unknown): Promise<CallResult<T>> {

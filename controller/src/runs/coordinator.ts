@@ -5,7 +5,7 @@ import type { Db } from '../db/client.ts'
 import type { JobDefinition } from '../jobs/definition.ts'
 import { jobVersion } from '../jobs/jobs.sql.ts'
 import { isFinal, planRun, type Attempt, type PlannedStep } from './planner.ts'
-import { run, runTarget, stepRun, type RunRow, type RunStatus, type StepRunRow } from './runs.sql.ts'
+import { run, runTarget, stepRun, type RunStatus, type StepRunRow } from './runs.sql.ts'
 
 export const WORK_CHANNEL = 'opsc_work'
 
@@ -24,6 +24,19 @@ export async function definitionOf(db: Db, jobId: string, version: number): Prom
   if (definitions.size > 1000) definitions.clear()
   definitions.set(key, row.definition)
   return row.definition
+}
+
+const runPositions = new Map<string, Map<string, number>>()
+
+/** A run's frozen target order never changes: read once per process (advances are frequent in a big fan-out). */
+async function positionsOf(db: Db, runId: string): Promise<Map<string, number>> {
+  const cached = runPositions.get(runId)
+  if (cached) return cached
+  const rows = await db.select({ targetId: runTarget.targetId, position: runTarget.position }).from(runTarget).where(eq(runTarget.runId, runId))
+  const positions = new Map(rows.map((t) => [t.targetId, t.position]))
+  if (runPositions.size > 1000) runPositions.clear()
+  runPositions.set(runId, positions)
+  return positions
 }
 
 export function plannedSteps(definition: JobDefinition): PlannedStep[] {
@@ -46,7 +59,7 @@ export async function advanceRun(ctx: AppContext, runId: string): Promise<{ read
       .select({ id: stepRun.id, stepIndex: stepRun.stepIndex, targetId: stepRun.targetId, attempt: stepRun.attempt, status: stepRun.status, ready: stepRun.ready, finishedAt: stepRun.finishedAt })
       .from(stepRun)
       .where(eq(stepRun.runId, runId))) as Attempt[]
-    const positions = new Map((await db.select({ targetId: runTarget.targetId, position: runTarget.position }).from(runTarget).where(eq(runTarget.runId, runId))).map((t) => [t.targetId, t.position]))
+    const positions = await positionsOf(db, runId)
     const stopping = r.cancelRequestedAt ? 'cancelled' : r.deadline && r.deadline.getTime() <= now.getTime() ? 'timed_out' : undefined
     const fan = definition.fan_out
     const decision = planRun(
@@ -112,5 +125,3 @@ function retryRow(src: StepRunRow, attempt: number, availableAt: Date): typeof s
     agentId: src.agentId,
   }
 }
-
-export type { RunRow }

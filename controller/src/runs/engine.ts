@@ -6,7 +6,7 @@ import { describe, executeStepRun, type Outcome } from './execute.ts'
 import { RunEventHub } from './events.ts'
 import { OutputRows } from './output-sink.ts'
 import { pruneRuns } from './retention.ts'
-import { run, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
+import { run, runTarget, stepRun, type RunRow, type StepRunRow, type TargetSnapshot } from './runs.sql.ts'
 import { Batcher } from '../db/batcher.ts'
 
 /*
@@ -31,6 +31,11 @@ export interface EngineOptions {
   localCapacity: number
   /** Concurrent agent steps it dispatches and waits for (cheap: a wait on a stream). */
   agentCapacity: number
+}
+
+interface Claimed {
+  row: StepRunRow
+  snapshot: TargetSnapshot | null
 }
 
 interface InFlight {
@@ -95,8 +100,8 @@ export class RunEngine {
       .update(run)
       .set({ cancelRequestedAt: this.ctx.clock(), cancelRequestedBy: by })
       .where(and(eq(run.id, runId), sql`${run.cancelRequestedAt} is null`))
+    // Every controller listens, this one included: the NOTIFY reaches whoever runs the run's steps.
     await this.ctx.db.execute(sql`select pg_notify(${CANCEL_CHANNEL}, ${JSON.stringify({ runId, reason: 'cancelled' })})`)
-    this.onCancel(JSON.stringify({ runId, reason: 'cancelled' }))
     await this.advance(runId)
   }
 
@@ -170,13 +175,13 @@ export class RunEngine {
         if (room <= 0 || this.stopped) break
         const limit = Math.min(room, 500)
         const claimed = await this.claimBatch(agent, limit)
-        for (const row of claimed) this.begin(row)
+        for (const c of claimed) this.begin(c)
         if (claimed.length < limit) break
       }
     }
   }
 
-  private async claimBatch(agent: boolean, limit: number): Promise<StepRunRow[]> {
+  private async claimBatch(agent: boolean, limit: number): Promise<Claimed[]> {
     const me = this.ctx.nodeId
     const lease = `${this.opts.leaseMs} milliseconds`
     const where = agent
@@ -197,13 +202,22 @@ export class RunEngine {
         returning id`),
     )
     if (rows.length === 0) return []
-    return this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, rows.map((r) => r.id)))
+    return this.claimedRows(rows.map((r) => r.id))
   }
 
-  private begin(row: StepRunRow, takenOver = false): void {
+  /** Claimed step runs with their frozen targets, in one read (not one per step run). */
+  private async claimedRows(ids: string[]): Promise<Claimed[]> {
+    return this.ctx.db
+      .select({ row: stepRun, snapshot: runTarget.snapshot })
+      .from(stepRun)
+      .leftJoin(runTarget, and(eq(runTarget.runId, stepRun.runId), eq(runTarget.targetId, stepRun.targetId)))
+      .where(inArray(stepRun.id, ids))
+  }
+
+  private begin({ row, snapshot }: Claimed, takenOver = false): void {
     const abort = new AbortController()
     this.inFlight.set(row.id, { runId: row.runId, abort, agent: row.transport === 'agent' })
-    void this.execute(row, abort, takenOver)
+    void this.execute(row, snapshot, abort, takenOver)
       .catch((err) => this.ctx.log.error({ err, stepRunId: row.id }, 'runs.execute_failed'))
       .finally(() => {
         this.inFlight.delete(row.id)
@@ -223,7 +237,7 @@ export class RunEngine {
     return row
   }
 
-  private async execute(row: StepRunRow, abort: AbortController, takenOver: boolean): Promise<void> {
+  private async execute(row: StepRunRow, snapshot: TargetSnapshot | null, abort: AbortController, takenOver: boolean): Promise<void> {
     const r = await this.runRow(row.runId)
     if (!r) return
     const definition = await definitionOf(this.ctx.db, r.jobId, r.jobVersion)
@@ -237,7 +251,7 @@ export class RunEngine {
     if (r.cancelRequestedAt) abort.abort('cancelled')
     let outcome: Outcome
     try {
-      outcome = await executeStepRun({ ctx: this.ctx, rows: this.rows }, row, definition, r, abort.signal, takenOver)
+      outcome = await executeStepRun({ ctx: this.ctx, rows: this.rows }, row, snapshot, definition, r, abort.signal, takenOver)
     } catch (err) {
       outcome = { status: 'system_error', error: describe(err) }
     } finally {
@@ -296,7 +310,7 @@ export class RunEngine {
     )
     if (taken.length) {
       this.ctx.log.info({ count: taken.length }, 'runs.agent_steps_taken_over')
-      for (const row of await this.ctx.db.select().from(stepRun).where(inArray(stepRun.id, taken.map((t) => t.id)))) this.begin(row, true)
+      for (const c of await this.claimedRows(taken.map((t) => t.id))) this.begin(c, true)
     }
     const interrupted = rowsOf<{ id: string; run_id: string }>(
       await this.ctx.db.execute(sql`
@@ -309,13 +323,23 @@ export class RunEngine {
     for (const runId of new Set(interrupted.map((i) => i.run_id))) await this.advance(runId)
   }
 
-  /** Every active run once in a while: deadlines, backoffs that expired, anything a lost wake-up missed. */
+  /**
+   * Active runs that events alone will not move: past their deadline, or stalled — nothing running
+   * and nothing ready, because the advance after a step's verdict was lost (the controller died in
+   * between, or the advance failed). Every other run advances when its steps end.
+   */
   private async sweepActiveRuns(): Promise<void> {
     if (this.stopped) return
-    const active = await this.ctx.db.select({ id: run.id, deadline: run.deadline }).from(run).where(inArray(run.status, ['queued', 'running'])).limit(1000)
-    const now = this.ctx.clock().getTime()
-    for (const r of active) {
-      if (r.deadline && r.deadline.getTime() <= now) this.onCancel(JSON.stringify({ runId: r.id, reason: 'timed_out' }))
+    const due = rowsOf<{ id: string; overdue: boolean }>(
+      await this.ctx.db.execute(sql`
+        select r.id, coalesce(r.deadline <= now(), false) as overdue from run r
+        where r.status in ('queued', 'running')
+          and (r.deadline <= now() or not exists (
+            select 1 from step_run s where s.run_id = r.id and (s.status = 'running' or (s.status = 'queued' and s.ready))))
+        limit 1000`),
+    )
+    for (const r of due) {
+      if (r.overdue) this.onCancel(JSON.stringify({ runId: r.id, reason: 'timed_out' }))
       await this.advance(r.id)
     }
   }

@@ -3,7 +3,8 @@ import type { SSEStreamingApi } from 'hono/streaming'
 import type { AppContext } from '../context.ts'
 import { rowsOf } from '../db/migrate.ts'
 import { isFinal } from './planner.ts'
-import { STREAM_NAMES, toBuffer } from './output.ts'
+import { STREAM_NAMES } from '../agents/assignments/events.ts'
+import { byteaValue } from '../db/bytea.ts'
 import type { RunStatus } from './runs.sql.ts'
 
 /*
@@ -91,7 +92,7 @@ function message(e: EventRow): { event: string; data: string } {
       data: JSON.stringify({ step_run_id: e.step_run_id, step_id: e.step_id, target_name: e.target_name, attempt: e.attempt, status: e.status, exit_code: isFinal(e.status!) ? e.exit_code : null, error: isFinal(e.status!) ? e.error : null, at }),
     }
   }
-  const data = toBuffer(e.data)
+  const data = byteaValue(e.data)
   return {
     event: 'output',
     data: JSON.stringify({ step_run_id: e.step_run_id, seq: Number(e.output_seq), stream: STREAM_NAMES[e.stream ?? 1] ?? 'stdout', data: data.toString('base64'), dropped_bytes: Number(e.dropped_bytes ?? 0) }),

@@ -14,11 +14,10 @@ import type { JobDefinition, StepDef } from '../jobs/definition.ts'
 import { renderDeep, secretForms, templateReferences, type TemplateScope } from '../jobs/template.ts'
 import type { TargetRow } from '../targets/targets.sql.ts'
 import { agentStep } from './agent-step.ts'
-import { runParamsAad } from './launch.ts'
 import { SecretMasker } from '../../../proto/src/masking.ts'
 import { OutputRows, StepOutputWriter } from './output-sink.ts'
 import { readOutputText } from './output.ts'
-import { runTarget, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
+import { runParamsAad, stepRun, type RunRow, type StepRunRow, type TargetSnapshot } from './runs.sql.ts'
 
 /*
  * Runs one claimed step run: renders its inputs for its target (parameters, earlier steps on
@@ -36,7 +35,7 @@ export type Outcome = StepOutcome & { outputBytes?: number; truncated?: boolean;
 const STEP_REF_OUTPUT_BYTES = 1024 * 1024
 
 /** `takenOver`: the step run was claimed by a controller that stopped; its agent assignment may exist already. */
-export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definition: JobDefinition, runRow: RunRow, signal: AbortSignal, takenOver = false): Promise<Outcome> {
+export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, snapshot: TargetSnapshot | null, definition: JobDefinition, runRow: RunRow, signal: AbortSignal, takenOver = false): Promise<Outcome> {
   const { ctx } = deps
   const step = definition.steps[row.stepIndex]
   const info = stepType(row.stepType)
@@ -50,7 +49,7 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definit
       addSecret(masker, value)
     }
   }
-  const target = row.targetId ? await frozenTarget(ctx, row.runId, row.targetId) : null
+  const target = snapshot ? frozenTarget(snapshot) : null
   const credentials = new Map<string, OpenedCredential>()
   const openCred = async (ref: string): Promise<OpenedCredential> => {
     const key = ref.toLowerCase()
@@ -67,7 +66,7 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, definit
 
   let input: unknown
   try {
-    const scope = await templateScope(ctx, row, step, params, target, openCred)
+    const scope = await templateScope(ctx, row, step, params, snapshot, openCred)
     input = info.input.parse(renderDeep(step.with, scope))
   } catch (err) {
     return { status: 'failed', error: describe(err) }
@@ -126,23 +125,18 @@ export function describe(err: unknown): string {
   return message.length > 2000 ? `${message.slice(0, 2000)}…` : message
 }
 
-async function frozenTarget(ctx: AppContext, runId: string, targetId: string): Promise<TargetRow> {
-  const [t] = await ctx.db
-    .select({ snapshot: runTarget.snapshot })
-    .from(runTarget)
-    .where(and(eq(runTarget.runId, runId), eq(runTarget.targetId, targetId)))
-  if (!t) throw new Error(`target ${targetId} is not part of run ${runId}`)
-  const s = t.snapshot as Record<string, unknown>
+/** The target as the run froze it, in the shape executors take. */
+function frozenTarget(s: TargetSnapshot): TargetRow {
   return {
-    id: s.id as string,
-    name: s.name as string,
-    address: s.address as string,
-    osType: s.os_type as TargetRow['osType'],
+    id: s.id,
+    name: s.name,
+    address: s.address,
+    osType: s.os_type,
     description: null,
     enabled: true,
-    tags: (s.tags ?? {}) as Record<string, string>,
-    connection: s.connection as TargetRow['connection'],
-    facts: (s.facts ?? {}) as Record<string, unknown>,
+    tags: s.tags ?? {},
+    connection: s.connection,
+    facts: s.facts ?? {},
     factsUpdatedAt: null,
     lastSeenAt: null,
     createdAt: new Date(0),
@@ -156,7 +150,7 @@ async function templateScope(
   row: StepRunRow,
   step: StepDef,
   params: Record<string, unknown>,
-  target: TargetRow | null,
+  target: TargetSnapshot | null,
   openCred: (ref: string) => Promise<OpenedCredential>,
 ): Promise<TemplateScope> {
   const refs = [...strings(step.with)].flatMap((s) => templateReferences(s))
@@ -189,10 +183,7 @@ async function templateScope(
       }
     }
   }
-  const t = target
-    ? { id: target.id, name: target.name, address: target.address, os_type: target.osType, tags: target.tags, facts: target.facts ?? {} }
-    : null
-  return { params, target: t, steps, secrets }
+  return { params, target, steps, secrets }
 }
 
 function* strings(value: unknown): Generator<string> {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { eq, sql } from 'drizzle-orm'
+import { sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { actorOf, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
@@ -13,9 +13,7 @@ import { hasTemplate, renderTemplate } from '../jobs/template.ts'
 import { resolveSelector } from '../selectors/compile.ts'
 import { target, type TargetRow } from '../targets/targets.sql.ts'
 import { advanceRun } from './coordinator.ts'
-import { run, runParamsAad, runTarget, stepRun, type Transport } from './runs.sql.ts'
-
-export { runParamsAad }
+import { run, runParamsAad, runTarget, stepRun, type TargetSnapshot, type Transport } from './runs.sql.ts'
 
 /*
  * Starting a run: parameters checked, targets resolved and frozen, one step run per (step,
@@ -116,7 +114,7 @@ export function stepTransport(step: StepDef, t: TargetRow | undefined): { transp
   return transportOf(t)
 }
 
-export function targetSnapshot(t: TargetRow): Record<string, unknown> {
+export function targetSnapshot(t: TargetRow): TargetSnapshot {
   return { id: t.id, name: t.name, address: t.address, os_type: t.osType, tags: t.tags, facts: t.facts ?? {}, connection: t.connection }
 }
 
@@ -192,9 +190,4 @@ export async function launchRun(ctx: AppContext, principal: Principal | undefine
   })
   await advanceRun(ctx, runId)
   return { runId, targetCount: resolved.targets.length }
-}
-
-export async function runRow(db: Db, runId: string) {
-  const [row] = await db.select().from(run).where(eq(run.id, runId))
-  return row
 }

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
+import { byteaValue } from '../db/bytea.ts'
 import { rowsOf } from '../db/migrate.ts'
 
 /*
@@ -7,7 +8,6 @@ import { rowsOf } from '../db/migrate.ts'
  * the assignment id, which is the step run id), controller-side steps' in step_output.
  */
 
-export const STREAM_NAMES: Record<number, string> = { 1: 'stdout', 2: 'stderr', 3: 'pty', 4: 'file' }
 const STREAM_CODES: Record<string, number[]> = { stdout: [1, 3], stderr: [2] }
 
 export interface OutputChunkRow {
@@ -17,13 +17,6 @@ export interface OutputChunkRow {
   dropped_bytes: number
 }
 
-/** bytea as the drivers return it: a Buffer (postgres.js), a Uint8Array (PGlite) or `\\x…` hex text. */
-export function toBuffer(v: unknown): Buffer {
-  if (Buffer.isBuffer(v)) return v
-  if (v instanceof Uint8Array) return Buffer.from(v)
-  if (typeof v === 'string') return Buffer.from(v.startsWith('\\x') ? v.slice(2) : v, 'hex')
-  return Buffer.alloc(0)
-}
 
 export async function readOutput(db: Db, stepRunId: string, opts: { fromSeq?: number; toSeq?: number; stream?: 'stdout' | 'stderr'; limit?: number } = {}): Promise<OutputChunkRow[]> {
   const from = opts.fromSeq ?? 0
@@ -39,7 +32,7 @@ export async function readOutput(db: Db, stepRunId: string, opts: { fromSeq?: nu
       ) o where stream = any(${`{${streams.join(',')}}`}::smallint[])
       order by seq limit ${limit}`),
   )
-  return rows.map((r) => ({ seq: Number(r.seq), stream: r.stream, data: toBuffer(r.data), dropped_bytes: Number(r.dropped_bytes) }))
+  return rows.map((r) => ({ seq: Number(r.seq), stream: r.stream, data: byteaValue(r.data), dropped_bytes: Number(r.dropped_bytes) }))
 }
 
 /** A stream's text, up to `maxBytes` (for `{{ steps.x.stdout }}`). */

@@ -2,7 +2,7 @@ import type { AppContext } from '../context.ts'
 import { getJobRow, getJobVersion } from '../jobs/service.ts'
 import { renderDeep, TemplateRenderError } from '../jobs/template.ts'
 import { addSecret, maskValue } from './execute.ts'
-import { resolveRun, stepTransport, type RunRequest } from './launch.ts'
+import { resolveRun, stepTransport, targetSnapshot, type RunRequest } from './launch.ts'
 import { SecretMasker } from '../../../proto/src/masking.ts'
 
 const SHOWN_TARGETS = 50
@@ -33,7 +33,7 @@ export async function planJob(ctx: AppContext, jobId: string, request: RunReques
       try {
         rendered = renderDeep(step.with, {
           params: resolved.parameters,
-          target: t ? { id: t.id, name: t.name, address: t.address, os_type: t.osType, tags: t.tags, facts: t.facts ?? {} } : null,
+          target: t ? targetSnapshot(t) : null,
           steps: {},
           secrets: {},
         })

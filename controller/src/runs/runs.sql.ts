@@ -1,12 +1,9 @@
 import { sql } from 'drizzle-orm'
-import { bigint, boolean, customType, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, uuid } from 'drizzle-orm/pg-core'
+import { bigint, boolean, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, uuid } from 'drizzle-orm/pg-core'
 import type { SealedSecret } from '../crypto/secret-box.ts'
+import { bytea } from '../db/bytea.ts'
 import { job } from '../jobs/jobs.sql.ts'
-
-const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
-  dataType: () => 'bytea',
-  fromDriver: (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v)),
-})
+import type { Connection, OsType } from '../targets/targets.sql.ts'
 
 export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'skipped', 'agent_lost', 'interrupted', 'system_error'] as const
 export type RunStatus = (typeof RUN_STATUSES)[number]
@@ -62,6 +59,17 @@ export const run = pgTable(
 )
 export type RunRow = typeof run.$inferSelect
 
+/** What a run keeps of each target (the API's field names). */
+export interface TargetSnapshot {
+  id: string
+  name: string
+  address: string
+  os_type: OsType
+  tags: Record<string, string>
+  facts: Record<string, unknown>
+  connection: Connection
+}
+
 /** The frozen target list of a run: what each target was when the run started. */
 export const runTarget = pgTable(
   'run_target',
@@ -73,7 +81,7 @@ export const runTarget = pgTable(
     position: integer('position').notNull(),
     name: text('name').notNull(),
     /** The target row as it was (name, address, tags, facts, connection). */
-    snapshot: jsonb('snapshot').$type<Record<string, unknown>>().notNull(),
+    snapshot: jsonb('snapshot').$type<TargetSnapshot>().notNull(),
     transport: text('transport').$type<Transport>().notNull(),
     agentId: uuid('agent_id'),
   },

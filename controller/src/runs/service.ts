@@ -6,9 +6,9 @@ import { isUuid } from '../db/client.ts'
 import { AppError, NotFoundError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { openSecret } from '../crypto/secret-box.ts'
-import { launchRun, runParamsAad } from './launch.ts'
+import { launchRun } from './launch.ts'
 import { laneStatus } from './planner.ts'
-import { run, runTarget, RUN_STATUSES, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
+import { run, runParamsAad, runTarget, RUN_STATUSES, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
 
 export function runDto(r: RunRow) {
   return {

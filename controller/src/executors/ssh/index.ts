@@ -1,4 +1,5 @@
 import { CopyInput, ExecInput } from '../exec-input.ts'
+import type { TargetRow } from '../../targets/targets.sql.ts'
 import type { ExecutionContext, StepExecutor, StepOutcome } from '../types.ts'
 import { DownloadInput, runSftpDownload, runSshCopy } from './copy.ts'
 import { runSshExec } from './exec.ts'
@@ -19,34 +20,19 @@ function sshTarget(x: ExecutionContext): StepOutcome | NonNullable<ExecutionCont
   return x.target
 }
 
-const isOutcome = (v: object): v is StepOutcome => 'status' in v
-
-export const sshExec: StepExecutor<ExecInput> = {
-  types: ['ssh.exec'],
-  input: ExecInput,
-  needsTarget: true,
-  run(_type, input, x) {
-    const t = sshTarget(x)
-    return isOutcome(t) ? Promise.resolve(t) : runSshExec(t, input, x)
-  },
+/** An SSH step type: its input, run on the step's target once that target is known to be an SSH one. */
+function sshStep<I>(types: string[], input: StepExecutor<I>['input'], run: (target: TargetRow, input: I, x: ExecutionContext) => Promise<StepOutcome>): StepExecutor<I> {
+  return {
+    types,
+    input,
+    needsTarget: true,
+    run(_type, value, x) {
+      const t = sshTarget(x)
+      return 'status' in t ? Promise.resolve(t) : run(t, value, x)
+    },
+  }
 }
 
-export const sshCopy: StepExecutor<CopyInput> = {
-  types: ['ssh.copy', 'sftp.upload'],
-  input: CopyInput,
-  needsTarget: true,
-  run(_type, input, x) {
-    const t = sshTarget(x)
-    return isOutcome(t) ? Promise.resolve(t) : runSshCopy(t, input, x)
-  },
-}
-
-export const sftpDownload: StepExecutor<DownloadInput> = {
-  types: ['sftp.download'],
-  input: DownloadInput,
-  needsTarget: true,
-  run(_type, input, x) {
-    const t = sshTarget(x)
-    return isOutcome(t) ? Promise.resolve(t) : runSftpDownload(t, input, x)
-  },
-}
+export const sshExec = sshStep(['ssh.exec'], ExecInput, runSshExec)
+export const sshCopy = sshStep(['ssh.copy', 'sftp.upload'], CopyInput, runSshCopy)
+export const sftpDownload = sshStep(['sftp.download'], DownloadInput, runSftpDownload)
