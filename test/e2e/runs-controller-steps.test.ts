@@ -54,6 +54,8 @@ before(async () => {
       const body = Buffer.concat(chunks).toString('utf8')
       seen.set(path, [...(seen.get(path) ?? []), { headers: req.headers, body }])
       if (path === '/status') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('all systems nominal\n')
+      // Echoes the Authorization header back, as some misbehaving services do (with a 500 on /echo-fail).
+      if (path.startsWith('/echo')) return void res.writeHead(path === '/echo-fail' ? 500 : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ you_sent: req.headers.authorization ?? null }))
       if (path === '/hook') {
         // A receiver as the webhook executor documents: HMAC-SHA256(secret, "<ts>.<body>").
         const ts = String(req.headers['x-opsconductor-timestamp'] ?? '')
@@ -160,6 +162,19 @@ test('http.get: the reply status and body are stored, and a header templated fro
   const requests = seen.get('/status') ?? []
   assert.equal(requests.length, 1)
   assert.equal(requests[0]!.headers['x-trace-id'], trace)
+})
+
+test('http.get: a credential secret the server echoes back is masked in the stored result, output and error', async () => {
+  const token = `echoed-${randomBytes(10).toString('hex')}`
+  await createCredential(controller.ctx, undefined, { type: 'http_auth', name: 'echo-bearer', scheme: 'bearer', token })
+  const { step, output } = await runJob({ name: 'echo probe', steps: [{ id: 'echo', type: 'http.get', url: `${base}/echo`, credential: 'echo-bearer' }] })
+  assert.equal(step.status, 'succeeded')
+  assert.equal((seen.get('/echo') ?? [])[0]?.headers.authorization, `Bearer ${token}`, 'the server got the real token')
+  assert.deepEqual(step.result.body, { you_sent: 'Bearer ****' })
+  assert.ok(!output.includes(token) && output.includes('****'), output)
+  const failed = await runJob({ name: 'echo failing probe', steps: [{ id: 'echo', type: 'http.get', url: `${base}/echo-fail`, credential: 'echo-bearer' }] })
+  assert.equal(failed.step.status, 'failed')
+  assert.ok(!JSON.stringify(failed.step).includes(token), JSON.stringify(failed.step))
 })
 
 test('webhook.call: signed with a secret from an http_auth credential, verified by the receiver; the secret is never stored', async () => {

@@ -8,7 +8,8 @@ import { isUuid } from '../db/client.ts'
 import { ValidationError } from '../errors.ts'
 import type { CopyInput, ExecInput } from '../executors/exec-input.ts'
 import { stepType, type StepRoute } from '../executors/registry.ts'
-import { runSshCopy, runSshExec } from '../executors/ssh/index.ts'
+import { sshCopy, sshExec } from '../executors/ssh/index.ts'
+import { parseWith } from '../http/validate.ts'
 import type { ExecutionContext, StepOutcome } from '../executors/types.ts'
 import type { JobDefinition, StepDef } from '../jobs/definition.ts'
 import { renderDeep, secretForms, templateReferences, type TemplateScope } from '../jobs/template.ts'
@@ -67,9 +68,9 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, snapsho
   let input: unknown
   try {
     const scope = await templateScope(ctx, row, step, params, snapshot, openCred)
-    input = info.input.parse(renderDeep(step.with, scope))
+    input = parseWith(info.input, renderDeep(step.with, scope), `step ${step.id} input`)
   } catch (err) {
-    return { status: 'failed', error: describe(err) }
+    return { status: 'failed', error: maskText(describe(err), masker) }
   }
   const rendered = maskValue(input, masker)
 
@@ -91,17 +92,17 @@ export async function executeStepRun(deps: ExecuteDeps, row: StepRunRow, snapsho
     outcome = { status: 'system_error', error: describe(err) }
   }
   if (row.transport !== 'agent') Object.assign(outcome, await writer.close())
-  return { ...outcome, rendered }
+  // What is stored about the step goes through the same masker as its output (a server may echo a secret back).
+  return { ...outcome, error: outcome.error ? maskText(outcome.error, masker) : outcome.error, result: maskValue(outcome.result, masker), rendered }
 }
+
+const maskText = (text: string, masker: SecretMasker) => masker.maskAll(Buffer.from(text, 'utf8')).toString('utf8')
 
 async function route(deps: ExecuteDeps, r: StepRoute, row: StepRunRow, step: StepDef, input: unknown, x: ExecutionContext, masker: SecretMasker, takenOver: boolean): Promise<Outcome> {
   if (r.kind === 'controller') return r.executor.run(row.stepType, input, x)
   const action = r.action
   if (row.transport === 'agent') return agentStep(deps.ctx, row, step, action, input as ExecInput | CopyInput, x, masker, takenOver)
-  if (row.transport === 'ssh') {
-    if (x.target?.connection.type !== 'ssh') return { status: 'failed', error: `target ${x.target?.name} is not reached over SSH (its connection is ${x.target?.connection.type})` }
-    return action === 'exec' ? runSshExec(x.target, input as ExecInput, x) : runSshCopy(x.target, input as CopyInput, x)
-  }
+  if (row.transport === 'ssh') return action === 'exec' ? sshExec.run('ssh.exec', input as ExecInput, x) : sshCopy.run('ssh.copy', input as CopyInput, x)
   if (row.transport === 'winrm') return { status: 'system_error', error: 'the WinRM transport is not available in this version of the controller' }
   return { status: 'system_error', error: `step type ${row.stepType} has no transport for this target` }
 }
@@ -114,7 +115,7 @@ export function addSecret(masker: SecretMasker, value: unknown): void {
 
 /** Every string inside a JSON-like value masked (walking it, so JSON escaping cannot hide a secret). */
 export function maskValue(value: unknown, masker: SecretMasker): unknown {
-  if (typeof value === 'string') return masker.maskAll(Buffer.from(value, 'utf8')).toString('utf8')
+  if (typeof value === 'string') return maskText(value, masker)
   if (Array.isArray(value)) return value.map((v) => maskValue(v, masker))
   if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskValue(v, masker)]))
   return value
