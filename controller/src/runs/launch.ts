@@ -4,10 +4,10 @@ import { z } from 'zod'
 import { actorOf, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
 import { sealSecret } from '../crypto/secret-box.ts'
-import { uuidArray, type Db } from '../db/client.ts'
+import { isUuid, uuidArray, type Db } from '../db/client.ts'
 import { stepType } from '../executors/registry.ts'
 import { AppError, ValidationError } from '../errors.ts'
-import { normaliseTargetRef, resolveParameters, type JobDefinition, type StepDef } from '../jobs/definition.ts'
+import { resolveParameters, type JobDefinition, type StepDef } from '../jobs/definition.ts'
 import { getJobRow, getJobVersion } from '../jobs/service.ts'
 import { hasTemplate, renderTemplate } from '../jobs/template.ts'
 import { resolveSelector } from '../selectors/compile.ts'
@@ -47,10 +47,33 @@ export interface ResolvedRun {
   targets: TargetRow[]
 }
 
-function requestSelector(targets: RunRequest['targets']): string | undefined {
-  if (targets === undefined) return undefined
-  if (typeof targets === 'string') return targets
-  return targets.map((t) => normaliseTargetRef(t)).join(' | ')
+/**
+ * A request's explicit target list (ids or names), in the order given: every entry must name an
+ * enabled target. A list is not turned into a selector — selectors are capped at 100 terms, and a
+ * retry names every target that did not succeed.
+ */
+async function explicitTargets(db: Db, refs: string[]): Promise<string[]> {
+  const ids = refs.filter(isUuid).map((r) => r.toLowerCase())
+  const names = refs.filter((r) => !isUuid(r)).map((r) => r.toLowerCase())
+  const rows = await db
+    .select({ id: target.id, name: target.name, enabled: target.enabled })
+    .from(target)
+    .where(sql`${target.id} = any(${uuidArray(ids)}) or lower(${target.name}) in (select jsonb_array_elements_text(${JSON.stringify(names)}::jsonb))`)
+  const byRef = new Map<string, (typeof rows)[number]>()
+  for (const r of rows) {
+    byRef.set(r.id, r)
+    byRef.set(r.name.toLowerCase(), r)
+  }
+  const problems: { path: string; message: string }[] = []
+  const out: string[] = []
+  refs.forEach((ref, i) => {
+    const row = byRef.get(ref.toLowerCase())
+    if (!row) problems.push({ path: `targets[${i}]`, message: `no target "${ref}"` })
+    else if (!row.enabled) problems.push({ path: `targets[${i}]`, message: `target ${row.name} is disabled` })
+    else if (!out.includes(row.id)) out.push(row.id)
+  })
+  if (problems.length) throw new ValidationError(`cannot run: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems)
+  return out
 }
 
 function renderSelector(selector: string, params: Record<string, unknown>, path: string): string {
@@ -65,7 +88,8 @@ function renderSelector(selector: string, params: Record<string, unknown>, path:
 /** Parameters and targets of a run, before anything is written (also what a plan shows). */
 export async function resolveRun(ctx: AppContext, definition: JobDefinition, request: RunRequest): Promise<ResolvedRun> {
   const parameters = resolveParameters(definition.parameters, request.parameters)
-  const runSelector = requestSelector(request.targets) ?? (definition.targets ? renderSelector(definition.targets, parameters, 'targets') : null)
+  const explicit = Array.isArray(request.targets) ? await explicitTargets(ctx.db, request.targets) : undefined
+  const runSelector = typeof request.targets === 'string' ? request.targets : explicit ? null : definition.targets ? renderSelector(definition.targets, parameters, 'targets') : null
   const cache = new Map<string, string[]>()
   const resolve = async (selector: string, path: string): Promise<string[]> => {
     const cached = cache.get(selector)
@@ -85,7 +109,7 @@ export async function resolveRun(ctx: AppContext, definition: JobDefinition, req
     const path = `steps[${index}]`
     const info = stepType(step.type)
     const selector = step.target ? renderSelector(step.target, parameters, `${path}.target`) : runSelector
-    const ids = selector ? await resolve(selector, step.target ? `${path}.target` : 'targets') : []
+    const ids = step.target || !explicit ? (selector ? await resolve(selector, step.target ? `${path}.target` : 'targets') : []) : explicit
     if (ids.length === 0 && info?.needsTarget) {
       problems.push({ path, message: selector ? `the selection "${selector}" matches no enabled target` : `step "${step.id}" (${step.type}) needs targets: give the run targets or the job a target selection` })
     }
@@ -96,6 +120,8 @@ export async function resolveRun(ctx: AppContext, definition: JobDefinition, req
   if (ids.length > MAX_RUN_TARGETS) throw new ValidationError(`a run is limited to ${MAX_RUN_TARGETS} targets; the selection has ${ids.length}`)
   const rows = ids.length ? await ctx.db.select().from(target).where(sql`${target.id} = any(${uuidArray(ids)})`) : []
   const byId = new Map(rows.map((r) => [r.id, r]))
+  // A target deleted since it was selected is left out (never a step run without its frozen target).
+  for (const s of steps) if (s.targets[0] !== null) s.targets = s.targets.filter((id) => id !== null && byId.has(id))
   return { definition, parameters, selector: runSelector, steps, targets: ids.map((id) => byId.get(id)).filter((r): r is TargetRow => r !== undefined) }
 }
 

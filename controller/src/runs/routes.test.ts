@@ -233,6 +233,29 @@ describe('running jobs', () => {
     assert.equal(await runCount(), before)
     assert.equal((await t.ctx.db.select({ id: stepRun.id }).from(stepRun)).length, stepRunsBefore)
   })
+
+  test('an explicit target list: any length (a retry names every target that failed), every entry must be an enabled target', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 150; i++) {
+      const created = await createTarget(t.ctx, {
+        name: `list-${i}`,
+        address: '127.0.0.1',
+        os_type: 'linux',
+        enabled: i !== 149,
+        tags: {},
+        connection: { type: 'ssh', port: 22, credential_id: null, host_key_policy: 'tofu', jump: [] },
+      })
+      ids.push(created.id)
+    }
+    const jobId = await api.createJob({ name: 'listed', steps: [{ type: 'exec', command: 'true' }] })
+    const many = await asViewer('POST', `/api/v1/jobs/${jobId}/plan`, { targets: [...ids.slice(0, 140), 'LIST-140', ids[0]] })
+    assert.equal(many.status, 200, JSON.stringify(many.body))
+    assert.equal(many.body.target_count, 141, 'ids and names (any case), duplicates once')
+    const bad = await asViewer('POST', `/api/v1/jobs/${jobId}/plan`, { targets: [ids[0], 'no-such-host', ids[149]] })
+    assert.equal(bad.status, 400)
+    assert.deepEqual(paths(bad.body), ['targets[1]', 'targets[2]'])
+    assert.match(bad.body.error.message, /no target "no-such-host".*list-149 is disabled/)
+  })
 })
 
 describe('cancel and retry', () => {
