@@ -114,33 +114,35 @@ export async function streamRunEvents(ctx: AppContext, hub: RunEventHub | undefi
     closed = true
     wake?.()
   })
+  /** Sends everything committed after the cursor. */
+  const drain = async () => {
+    for (;;) {
+      const events = await readEvents(ctx, runId, cursor)
+      for (const e of events) {
+        await stream.writeSSE({ id: String(e.seq), ...message(e) })
+        cursor = Number(e.seq)
+      }
+      if (events.length < BATCH) return
+    }
+  }
   try {
     while (!closed) {
       pending = false
-      for (;;) {
-        const events = await readEvents(ctx, runId, cursor)
-        for (const e of events) {
-          await stream.writeSSE({ id: String(e.seq), ...message(e) })
-          cursor = Number(e.seq)
-        }
-        if (events.length < BATCH) break
-      }
+      await drain()
       const [r] = rowsOf<{ status: RunStatus }>(await ctx.db.execute(sql`select status from run where id = ${runId}`))
       if (!r || isFinal(r.status)) {
-        // Triggers commit events with the status change: one more read catches any last ones.
-        const tail = await readEvents(ctx, runId, cursor)
-        for (const e of tail) {
-          await stream.writeSSE({ id: String(e.seq), ...message(e) })
-          cursor = Number(e.seq)
-        }
+        // The final status may have committed after the read above: one more drain catches what came with it.
+        await drain()
         await stream.writeSSE({ event: 'end', id: String(cursor), data: JSON.stringify({ status: r?.status ?? null }) })
         return
       }
       if (pending) continue
       await new Promise<void>((resolve) => {
-        wake = resolve
         const t = setTimeout(resolve, hub ? HEARTBEAT_MS : FALLBACK_POLL_MS)
-        t.unref()
+        wake = () => {
+          clearTimeout(t)
+          resolve()
+        }
       })
       wake = undefined
       if (!pending && !closed) await stream.write(': keep-alive\n\n')

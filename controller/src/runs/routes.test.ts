@@ -385,6 +385,24 @@ describe('output and events', () => {
     assert.equal((await asViewer('GET', `/api/v1/runs/${runId}/steps/${ok.id}/output?format=xml`)).status, 400)
   })
 
+  test('a viewer that disconnects mid-run and comes back with Last-Event-ID misses nothing and sees nothing twice', async () => {
+    const jobId = await api.createJob({ name: 'watched', steps: [get('/ok', { id: 'a' }), wait(0.6, { id: 'p1' }), get('/ok', { id: 'b' }), wait(0.6, { id: 'p2' }), get('/ok', { id: 'c' })] })
+    const runId = await api.run(jobId)
+    const first = await api.events(runId)
+    await waitUntil(() => first.events.some((e) => e.event === 'output'), 15_000, 'the first output')
+    await first.close()
+    const seenBefore = first.events.filter((e) => e.event !== 'end')
+    assert.equal((await api.waitForRun(runId, 15_000)).status, 'succeeded', 'the run does not care that its viewer left')
+    const second = await api.events(runId, seenBefore.at(-1)!.id)
+    await second.done
+    const whole = await api.events(runId)
+    await whole.done
+    const ids = (events: { id: number; event: string }[]) => events.filter((e) => e.event !== 'end').map((e) => e.id)
+    assert.deepEqual([...ids(seenBefore), ...ids(second.events)], ids(whole.events))
+    assert.ok(ids(second.events).length > 0, 'the second viewer got what came after the first left')
+    assert.equal(first.output() + second.output(), whole.output())
+  })
+
   test('SSE on a finished run replays its events and ends with end; Last-Event-ID resumes; a bad one is a 400', async () => {
     const jobId = await api.createJob({ name: 'events', steps: [get('/ok', { id: 'ok' }), wait(0.05, { id: 'pause' })] })
     const runId = await api.run(jobId)
