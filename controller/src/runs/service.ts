@@ -65,29 +65,36 @@ export async function getRunRow(ctx: AppContext, id: string): Promise<RunRow> {
   return r
 }
 
+type Attempted = Pick<StepRunRow, 'targetId' | 'stepIndex' | 'attempt' | 'status'>
+
+/** The latest attempt of every step, grouped by lane: a target's id, or '' for a run without targets. */
+function latestByLane<S extends Attempted>(steps: S[]): Map<string, S[]> {
+  const latest = new Map<string, S>()
+  for (const s of steps) {
+    const key = `${s.targetId ?? ''}:${s.stepIndex}`
+    const prev = latest.get(key)
+    if (!prev || prev.attempt < s.attempt) latest.set(key, s)
+  }
+  const lanes = new Map<string, S[]>()
+  for (const s of latest.values()) {
+    const list = lanes.get(s.targetId ?? '')
+    if (list) list.push(s)
+    else lanes.set(s.targetId ?? '', [s])
+  }
+  return lanes
+}
+
 /** The run with counts per status and per-target outcome. */
 export async function getRun(ctx: AppContext, id: string) {
   const r = await getRunRow(ctx, id)
   const steps = await ctx.db.select({ status: stepRun.status, targetId: stepRun.targetId, stepIndex: stepRun.stepIndex, attempt: stepRun.attempt }).from(stepRun).where(eq(stepRun.runId, id))
-  const latest = new Map<string, { attempt: number; status: StepRunRow['status'] }>()
-  for (const s of steps) {
-    const key = `${s.targetId ?? ''}:${s.stepIndex}`
-    const prev = latest.get(key)
-    if (!prev || prev.attempt < s.attempt) latest.set(key, { attempt: s.attempt, status: s.status })
-  }
+  const lanes = latestByLane(steps)
   const counts: Record<string, number> = {}
-  const lanes = new Map<string, StepRunRow['status'][]>()
-  for (const [key, v] of latest) {
-    counts[v.status] = (counts[v.status] ?? 0) + 1
-    const lane = key.slice(0, key.lastIndexOf(':'))
-    const list = lanes.get(lane)
-    if (list) list.push(v.status)
-    else lanes.set(lane, [v.status])
-  }
+  for (const list of lanes.values()) for (const s of list) counts[s.status] = (counts[s.status] ?? 0) + 1
   const targets = await ctx.db.select({ targetId: runTarget.targetId, name: runTarget.name, transport: runTarget.transport, position: runTarget.position }).from(runTarget).where(eq(runTarget.runId, id)).orderBy(runTarget.position)
   const targetCounts: Record<string, number> = {}
   const targetItems = targets.map((t) => {
-    const status = laneStatus(lanes.get(t.targetId) ?? [])
+    const status = laneStatus((lanes.get(t.targetId) ?? []).map((s) => s.status))
     targetCounts[status] = (targetCounts[status] ?? 0) + 1
     return { id: t.targetId, name: t.name, transport: t.transport, status }
   })
@@ -181,22 +188,11 @@ export async function cancelRun(ctx: AppContext, principal: Principal | undefine
 export async function retryRun(ctx: AppContext, principal: Principal | undefined, id: string) {
   const r = await getRunRow(ctx, id)
   if (['queued', 'running'].includes(r.status)) throw new AppError('CONFLICT', `run ${id} is still ${r.status}; cancel it or wait for it to finish`)
-  const steps = await ctx.db.select().from(stepRun).where(eq(stepRun.runId, id))
-  const latest = new Map<string, StepRunRow>()
-  for (const s of steps) {
-    const key = `${s.targetId ?? ''}:${s.stepIndex}`
-    const prev = latest.get(key)
-    if (!prev || prev.attempt < s.attempt) latest.set(key, s)
-  }
-  const lanes = new Map<string, StepRunRow[]>()
-  for (const s of latest.values()) {
-    const key = s.targetId ?? ''
-    lanes.set(key, [...(lanes.get(key) ?? []), s])
-  }
-  const again = [...lanes.entries()].filter(([, list]) => laneStatus(list.map((s) => s.status)) !== 'succeeded').map(([key]) => key)
+  const steps = await ctx.db.select({ status: stepRun.status, targetId: stepRun.targetId, stepIndex: stepRun.stepIndex, attempt: stepRun.attempt }).from(stepRun).where(eq(stepRun.runId, id))
+  const again = [...latestByLane(steps).entries()].filter(([, list]) => laneStatus(list.map((s) => s.status)) !== 'succeeded')
   if (again.length === 0) throw new AppError('CONFLICT', `every target of run ${id} succeeded; nothing to retry`)
-  const retryTargets = again.filter((k) => k !== '')
-  const only = [...latest.values()].filter((s) => again.includes(s.targetId ?? '')).map((s) => ({ stepIndex: s.stepIndex, targetId: s.targetId }))
+  const retryTargets = again.map(([key]) => key).filter((k) => k !== '')
+  const only = again.flatMap(([, list]) => list.map((s) => ({ stepIndex: s.stepIndex, targetId: s.targetId })))
   const secretParams = r.secretParams ? unsealedParams(ctx, r) : {}
   const parameters = { ...r.parameters, ...secretParams }
   const request = { parameters, ...(retryTargets.length ? { targets: retryTargets } : {}) }
