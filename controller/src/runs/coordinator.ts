@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
-import type { Db } from '../db/client.ts'
+import { uuidArray, type Db } from '../db/client.ts'
 import type { JobDefinition } from '../jobs/definition.ts'
 import { jobVersion } from '../jobs/jobs.sql.ts'
 import { isFinal, planRun, type Attempt, type PlannedStep } from './planner.ts'
@@ -86,7 +86,7 @@ export async function advanceRun(ctx: AppContext, runId: string): Promise<{ read
       const sources = await db
         .select()
         .from(stepRun)
-        .where(sql`${stepRun.id} = any(${`{${decision.retry.map((x) => template.get(`${x.targetId ?? ''}:${x.stepIndex}`)).join(',')}}`}::uuid[])`)
+        .where(sql`${stepRun.id} = any(${uuidArray(decision.retry.map((x) => template.get(`${x.targetId ?? ''}:${x.stepIndex}`)!))})`)
       const byKey = new Map(sources.map((s) => [`${s.targetId ?? ''}:${s.stepIndex}`, s]))
       await db.insert(stepRun).values(
         decision.retry.map((x) => {

@@ -1,5 +1,6 @@
 import { and, eq, inArray, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
+import { uuidArray } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
 import { advanceRun, definitionOf, WORK_CHANNEL } from './coordinator.ts'
 import { describe, executeStepRun, type Outcome } from './execute.ts'
@@ -290,7 +291,7 @@ export class RunEngine {
     if (ids.length === 0) return
     await this.ctx.db.execute(sql`
       update step_run set lease_until = now() + ${`${this.opts.leaseMs} milliseconds`}::interval
-      where id = any(${`{${ids.join(',')}}`}::uuid[]) and claimed_by = ${this.ctx.nodeId} and status = 'running'`)
+      where id = any(${uuidArray(ids)}) and claimed_by = ${this.ctx.nodeId} and status = 'running'`)
   }
 
   /**
