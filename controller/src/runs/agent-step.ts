@@ -91,7 +91,8 @@ export async function agentStep(ctx: AppContext, row: StepRunRow, step: StepDef,
   return fromAssignment(outcome, action === 'exec' ? (input as ExecInput).success_exit_codes : [0], x.signal)
 }
 
-function fromAssignment(o: AssignmentOutcome, successCodes: number[], signal: AbortSignal): Outcome {
+/** An assignment's final outcome as the step run's: exit codes judged by the step, an interruption we asked for is the cancel or timeout. */
+export function fromAssignment(o: AssignmentOutcome, successCodes: number[], signal: AbortSignal): Outcome {
   const base = { exitCode: o.exitCode, signal: o.signal, outputBytes: o.outputBytes, truncated: o.truncated, ...(o.fileSha256 ? { result: { sha256: o.fileSha256, size: o.fileSize } } : {}) }
   switch (o.status) {
     case 'succeeded':
