@@ -3,7 +3,7 @@ import { CopyInput, ExecInput } from './exec-input.ts'
 import { httpExecutor } from './http.ts'
 import { snmpExecutor } from './snmp.ts'
 import { sqlExecutor } from './sql.ts'
-import { sftpDownload, sshCopy, sshExec } from './ssh/index.ts'
+import { sshExecutors } from './ssh/index.ts'
 import type { StepExecutor } from './types.ts'
 import { waitExecutor } from './wait.ts'
 import { webhookExecutor } from './webhook.ts'
@@ -39,7 +39,7 @@ function register(executor: StepExecutor<any>, transport?: 'ssh'): void {
 }
 
 for (const executor of [httpExecutor, webhookExecutor, sqlExecutor, snmpExecutor, waitExecutor]) register(executor)
-for (const executor of [sshExec, sshCopy, sftpDownload]) register(executor, 'ssh')
+for (const executor of sshExecutors) register(executor, 'ssh')
 
 export function stepType(type: string): StepTypeInfo | undefined {
   return types.get(type)

@@ -39,6 +39,8 @@ export const WinrmConnection = z
     port: Port.optional(),
     credential_id: CredentialRef,
     verify_tls: z.boolean().default(true),
+    /** PEM CA certificate(s) to verify the host's HTTPS certificate with, instead of the system store. */
+    tls_ca: z.string().max(64 * 1024).regex(/-----BEGIN CERTIFICATE-----/, 'a PEM certificate').optional(),
   })
   .strict()
   .transform((c) => ({ ...c, port: c.port ?? (c.https ? 5986 : 5985) }))

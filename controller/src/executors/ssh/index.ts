@@ -36,3 +36,6 @@ function sshStep<I>(types: string[], input: StepExecutor<I>['input'], run: (targ
 export const sshExec = sshStep(['ssh.exec'], ExecInput, runSshExec)
 export const sshCopy = sshStep(['ssh.copy', 'sftp.upload'], CopyInput, runSshCopy)
 export const sftpDownload = sshStep(['sftp.download'], DownloadInput, runSftpDownload)
+
+/** Every SSH step executor, registered by the step registry. */
+export const sshExecutors: StepExecutor<any>[] = [sshExec, sshCopy, sftpDownload]
