@@ -9,6 +9,7 @@ import { ValidationError } from '../errors.ts'
 import type { CopyInput, ExecInput } from '../executors/exec-input.ts'
 import { stepType, type StepRoute } from '../executors/registry.ts'
 import { sshCopy, sshExec } from '../executors/ssh/index.ts'
+import { winrmCopy, winrmExec } from '../executors/winrm/index.ts'
 import { parseWith } from '../http/validate.ts'
 import type { ExecutionContext, StepOutcome } from '../executors/types.ts'
 import type { JobDefinition, StepDef } from '../jobs/definition.ts'
@@ -103,7 +104,7 @@ async function route(deps: ExecuteDeps, r: StepRoute, row: StepRunRow, step: Ste
   const action = r.action
   if (row.transport === 'agent') return agentStep(deps.ctx, row, step, action, input as ExecInput | CopyInput, x, masker, takenOver)
   if (row.transport === 'ssh') return action === 'exec' ? sshExec.run('ssh.exec', input as ExecInput, x) : sshCopy.run('ssh.copy', input as CopyInput, x)
-  if (row.transport === 'winrm') return { status: 'system_error', error: 'the WinRM transport is not available in this version of the controller' }
+  if (row.transport === 'winrm') return action === 'exec' ? winrmExec.run('winrm.exec', input as ExecInput, x) : winrmCopy.run('winrm.copy', input as CopyInput, x)
   return { status: 'system_error', error: `step type ${row.stepType} has no transport for this target` }
 }
 
