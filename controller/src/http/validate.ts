@@ -34,3 +34,9 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   }
   return parseWith(schema, body)
 }
+
+/** readJson for routes whose body is optional: no body (or an empty one) is `{}` run through the schema's defaults. */
+export async function readOptionalJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  if (!c.req.header('content-type') && (c.req.header('content-length') ?? '0') === '0') return parseWith(schema, {})
+  return readJson(c, schema)
+}

@@ -1,12 +1,13 @@
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import { z } from 'zod'
 import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 import { AppError } from '../errors.ts'
 import { PageQuery, parseQuery } from '../http/pagination.ts'
-import { readJson } from '../http/validate.ts'
+import { readJson, readOptionalJson } from '../http/validate.ts'
 import { previewSelector } from '../selectors/compile.ts'
 import { bulkChange, BulkInput } from './bulk.ts'
+import { ConnectionTestInput, testConnection } from './connection-test.ts'
 import { decideStoredHostKey, listHostKeys } from './host-keys.ts'
 import { exportTargets, importTargets, parseImportBody } from './import-export.ts'
 import { TargetInput, TargetPatch } from './schemas.ts'
@@ -80,3 +81,12 @@ export const targetsRoutes = new Hono<AppEnv>()
     c.set('audit', { action: 'targets.host_key_revoke', resourceType: 'target', summary: { fingerprint: key.fingerprint, key_type: key.key_type } })
     return c.json(key)
   })
+  /** Connect as a step would, collect facts into the target; 200 with `ok` and a failure class either way. */
+  .post('/:id/test-ssh', allow('operator'), async (c) => connectionTestRoute(c, 'ssh'))
+  .post('/:id/test-winrm', allow('operator'), async (c) => connectionTestRoute(c, 'winrm'))
+
+async function connectionTestRoute(c: Context<AppEnv>, transport: 'ssh' | 'winrm') {
+  const result = await testConnection(c.var.ctx, c.req.param('id')!, transport, await readOptionalJson(c, ConnectionTestInput))
+  c.set('audit', { action: `targets.test_${transport}`, resourceType: 'target', summary: result.ok ? { ok: true, latency_ms: result.latency_ms } : { ok: false, failure: result.failure } })
+  return c.json(result)
+}
