@@ -93,6 +93,23 @@ export const ControllerConfig = z
     OPSC_OUTPUT_RETENTION_DAYS: bounded('OPSC_OUTPUT_RETENTION_DAYS', 30, 0, 36_500, 'days'),
     /** When stored output exceeds this, the oldest finished runs' output goes first; 0 means no size limit. */
     OPSC_OUTPUT_RETENTION_BYTES: bounded('OPSC_OUTPUT_RETENTION_BYTES', 0, 0, Number.MAX_SAFE_INTEGER, 'bytes'),
+    /** SSH handshakes in progress at once across all targets, so a wide fan-out does not trip every host's MaxStartups. */
+    OPSC_SSH_MAX_HANDSHAKES: bounded('OPSC_SSH_MAX_HANDSHAKES', 64, 1, 10_000, 'handshakes'),
+    /** How long an SSH handshake (TCP connect to authenticated) may take. */
+    OPSC_SSH_HANDSHAKE_TIMEOUT_MS: bounded('OPSC_SSH_HANDSHAKE_TIMEOUT_MS', 15_000, 500, 300_000),
+    /** Extra handshake attempts after the server dropped the connection before its banner (MaxStartups, reset). */
+    OPSC_SSH_HANDSHAKE_RETRIES: bounded('OPSC_SSH_HANDSHAKE_RETRIES', 3, 0, 10, 'attempts'),
+    /** Channels (commands, SFTP sessions) per pooled SSH connection; kept below sshd's default MaxSessions 10. */
+    OPSC_SSH_CHANNELS_PER_CONNECTION: bounded('OPSC_SSH_CHANNELS_PER_CONNECTION', 8, 1, 64, 'channels'),
+    /** Pooled SSH connections to one target at once; further steps wait for a free channel. */
+    OPSC_SSH_CONNECTIONS_PER_TARGET: bounded('OPSC_SSH_CONNECTIONS_PER_TARGET', 4, 1, 64, 'connections'),
+    /** An SSH connection with nothing running is closed after this long; 0 closes it as soon as its step ends (no reuse). */
+    OPSC_SSH_IDLE_MS: bounded('OPSC_SSH_IDLE_MS', 30_000, 0, 3_600_000),
+    /** The directory `sftp.sync` steps sync from and to (`local`); default `<OPSC_DATA_DIR>/files`. */
+    OPSC_FILES_DIR: z
+      .string()
+      .optional()
+      .transform((v) => (v === undefined || v === '' ? undefined : path.resolve(v))),
   })
   .superRefine((cfg, ctx) => {
     if ((cfg.OPSC_TLS_CERT === undefined) !== (cfg.OPSC_TLS_KEY === undefined)) {
@@ -111,6 +128,9 @@ export const ControllerConfig = z
     }
   })
 export type ControllerConfig = z.output<typeof ControllerConfig>
+
+/** The files root of `sftp.sync` (and other steps that read controller-side files). */
+export const filesDir = (config: ControllerConfig): string => config.OPSC_FILES_DIR ?? path.join(config.OPSC_DATA_DIR, 'files')
 
 /** A configuration problem the operator must fix; printed as one line, exit code 2. */
 export class ConfigError extends Error {

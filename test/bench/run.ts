@@ -2,6 +2,7 @@
 import { agentsBench } from './agents.ts'
 import { runsBench } from './runs.ts'
 import { selectorsBench } from './selectors.ts'
+import { sshFanoutBench } from './ssh-fanout.ts'
 import { startupBench } from './startup.ts'
 
 const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
@@ -9,6 +10,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   selectors: selectorsBench,
   agents: agentsBench,
   runs: runsBench,
+  'ssh-fanout': sshFanoutBench,
 }
 
 const args = process.argv.slice(2)

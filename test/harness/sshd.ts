@@ -9,7 +9,7 @@ import { generateSshKey, type SshKeyPair } from './keys.ts'
 /**
  * A real OpenSSH server for SSH executor tests: `/usr/sbin/sshd -D -e` on 127.0.0.1 and a free
  * port, with its own host keys and a throw-away Linux user (`opsc-ssh-<random>`, /bin/sh) that
- * logs in with a password, an Ed25519 key or a passphrase-protected RSA key. stop() kills the
+ * logs in with a password, an Ed25519 key, a passphrase-protected RSA key or an ECDSA key. stop() kills the
  * server and every process of that user, then removes the user, its home and the temp dir.
  * Needs root (useradd) and openssh-server (installed with apt-get when missing and possible).
  */
@@ -33,7 +33,7 @@ export interface TestSshd {
   password: string
   /** Home directory of the test user. */
   home: string
-  keys: { ed25519: SshKeyPair; rsaWithPassphrase: SshKeyPair & { passphrase: string } }
+  keys: { ed25519: SshKeyPair; rsaWithPassphrase: SshKeyPair & { passphrase: string }; ecdsa: SshKeyPair }
   /**
    * With `startSshd({ sudo: true })` on a machine that has sudo: a second throw-away user the test
    * user may run anything as, without a password (`sudo -n -u <runAsUser>`); else undefined.
@@ -44,7 +44,12 @@ export interface TestSshd {
   authorize(publicKey: string): void
   /** The server's stderr so far (`-e`: its log). */
   log(): string
-  /** Restarts sshd on the same port; with `newHostKeys` it presents freshly generated host keys. */
+  /** How many logins the server has accepted since it last (re)started (its `Accepted …` log lines). */
+  accepted(): number
+  /**
+   * Restarts sshd on the same port, ending every connection it serves (as a rebuilt host would);
+   * with `newHostKeys` it presents freshly generated host keys.
+   */
   restart(opts?: { newHostKeys?: boolean }): Promise<void>
   stop(): Promise<void>
 }
@@ -88,21 +93,37 @@ function generateHostKeys(dir: string): { ed25519: HostKey; rsa: HostKey } {
   return { ed25519: hostKey(path.join(dir, 'ssh_host_ed25519_key')), rsa: hostKey(path.join(dir, 'ssh_host_rsa_key')) }
 }
 
-function sshdConfig(dir: string, port: number, user: string): string {
+export interface SshdOptions {
+  /** Also create a user the test user may `sudo -n -u` to. */
+  sudo?: boolean
+  /**
+   * Password logins only through keyboard-interactive (`PasswordAuthentication no`), which
+   * OpenSSH on Linux answers through PAM: this turns `UsePAM yes` on.
+   */
+  kbdInteractiveOnly?: boolean
+  maxStartups?: string
+  maxSessions?: number
+  /** Extra sshd_config lines. */
+  extraConfig?: string[]
+}
+
+function sshdConfig(dir: string, port: number, user: string, opts: SshdOptions): string {
+  const kbd = opts.kbdInteractiveOnly === true
   return [
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
     `HostKey ${path.join(dir, 'ssh_host_ed25519_key')}`,
     `HostKey ${path.join(dir, 'ssh_host_rsa_key')}`,
     `PidFile ${path.join(dir, 'sshd.pid')}`,
-    'UsePAM no',
-    'PasswordAuthentication yes',
+    `UsePAM ${kbd ? 'yes' : 'no'}`,
+    `PasswordAuthentication ${kbd ? 'no' : 'yes'}`,
     'KbdInteractiveAuthentication yes',
     'PubkeyAuthentication yes',
     'AuthorizedKeysFile .ssh/authorized_keys',
     'StrictModes no',
-    'MaxSessions 10',
-    'MaxStartups 100:30:200',
+    `MaxSessions ${opts.maxSessions ?? 10}`,
+    `MaxStartups ${opts.maxStartups ?? '100:30:200'}`,
+    ...(opts.extraConfig ?? []),
     'PermitRootLogin no',
     `AllowUsers ${user}`,
     'AllowTcpForwarding yes',
@@ -184,7 +205,7 @@ function createRunAsUser(user: string): { runAsUser: string; sudoers: string } {
   return { runAsUser, sudoers }
 }
 
-export async function startSshd(opts: { sudo?: boolean } = {}): Promise<TestSshd> {
+export async function startSshd(opts: SshdOptions = {}): Promise<TestSshd> {
   const why = sshdUnavailable()
   if (why) throw new Error(why)
   // Debian's sshd refuses to start without its privilege separation directory.
@@ -212,14 +233,14 @@ export async function startSshd(opts: { sudo?: boolean } = {}): Promise<TestSshd
   try {
     if (opts.sudo && hasSudo()) runAs = createRunAsUser(user)
     const passphrase = `Pp-${randomBytes(12).toString('base64url')}`
-    const keys = { ed25519: generateSshKey('ed25519'), rsaWithPassphrase: { ...generateSshKey('rsa', { passphrase, bits: 2048 }), passphrase } }
-    const authorized = [keys.ed25519.publicKey, keys.rsaWithPassphrase.publicKey]
+    const keys = { ed25519: generateSshKey('ed25519'), rsaWithPassphrase: { ...generateSshKey('rsa', { passphrase, bits: 2048 }), passphrase }, ecdsa: generateSshKey('ecdsa') }
+    const authorized = [keys.ed25519.publicKey, keys.rsaWithPassphrase.publicKey, keys.ecdsa.publicKey]
     authorizeKeys(home, user, authorized)
     let hostKeys = generateHostKeys(dir)
     const configFile = path.join(dir, 'sshd_config')
 
     const launch = async (port: number) => {
-      writeFileSync(configFile, sshdConfig(dir, port, user), { mode: 0o600 })
+      writeFileSync(configFile, sshdConfig(dir, port, user, opts), { mode: 0o600 })
       stderr = ''
       const p = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'], env: TOOL_ENV })
       p.stderr!.on('data', (d) => (stderr += d))
@@ -230,6 +251,8 @@ export async function startSshd(opts: { sudo?: boolean } = {}): Promise<TestSshd
       const p = proc
       if (!p || p.exitCode !== null || p.signalCode !== null) return
       const exited = new Promise((r) => p.once('exit', r))
+      // The listener's children serve the open connections; they outlive it unless told.
+      spawnSync('pkill', ['-TERM', '-P', String(p.pid)], { stdio: 'ignore', env: TOOL_ENV })
       p.kill('SIGTERM')
       const timer = setTimeout(() => p.kill('SIGKILL'), 5000)
       await exited
@@ -265,6 +288,7 @@ export async function startSshd(opts: { sudo?: boolean } = {}): Promise<TestSshd
         authorizeKeys(home, user, authorized)
       },
       log: () => stderr,
+      accepted: () => (stderr.match(/^Accepted \S+ for /gm) ?? []).length,
       async restart(opts = {}) {
         await kill()
         if (opts.newHostKeys) hostKeys = generateHostKeys(dir)

@@ -5,12 +5,33 @@ import { SFTP_NO_SUCH_FILE, type SftpError } from './ssh2.ts'
 
 const PTY = { term: 'xterm', cols: 200, rows: 50, modes: { ECHO: 0 } }
 
+// Channels a pooled connection may have open at once (below the server's MaxSessions).
+const channelLimits = new WeakMap<SshClient, number>()
+
+export function limitChannels(client: SshClient, max: number): void {
+  channelLimits.set(client, max)
+}
+
+/** Open channels, including ones being opened (ssh2's channel manager; it has no public count). */
+const openChannels = (client: SshClient) => (client as unknown as { _chanMgr?: { _count?: number } })._chanMgr?._count ?? 0
+
+/**
+ * Waits until a limited connection has room for another channel. Steps are admitted below the
+ * limit, so this only waits when several of them open helper channels at once; those are short.
+ */
+async function channelRoom(client: SshClient): Promise<void> {
+  const max = channelLimits.get(client)
+  if (max === undefined) return
+  for (let waited = 0; openChannels(client) >= max && waited < 60_000; waited += 20) await new Promise((r) => setTimeout(r, 20))
+}
+
 /**
  * Opens an exec channel. `attach` runs synchronously in ssh2's callback: a fast command's exit
  * status can arrive in the same read as the channel confirmation, and ssh2 emits `exit` while it
  * parses that read, before any promise continuation could add a listener.
  */
-export function openExec(client: SshClient, command: string, pty: boolean, attach: (channel: SshChannel) => void): Promise<SshChannel> {
+export async function openExec(client: SshClient, command: string, pty: boolean, attach: (channel: SshChannel) => void): Promise<SshChannel> {
+  await channelRoom(client)
   return new Promise((resolve, reject) => {
     try {
       client.exec(command, pty ? { pty: PTY } : {}, (err, channel) => {
@@ -65,7 +86,8 @@ export function capture(client: SshClient, command: string, timeoutMs: number): 
   })
 }
 
-export function openSftp(client: SshClient): Promise<SftpSession> {
+export async function openSftp(client: SshClient): Promise<SftpSession> {
+  await channelRoom(client)
   return new Promise((resolve, reject) => {
     try {
       client.sftp((err, sftp) => {

@@ -117,6 +117,20 @@ describe('ssh.copy and sftp.download against a real sshd', { skip }, () => {
     assert.deepEqual(capped, { status: 'failed', error: `${dest} is ${bytes.length} bytes, more than max_bytes (1000)` })
   })
 
+  test('a 50 MB file goes up and comes back with the same SHA-256', async () => {
+    const target = await f.target({ credential: 'ed25519' })
+    const bytes = randomBytes(50 * 1024 * 1024)
+    const expected = sha256(bytes)
+    const dest = path.join(home(), 'fifty.bin')
+    const up = await runSshCopy(target, copy({ destination: dest, content_base64: bytes.toString('base64') }), f.exec(target))
+    assert.deepEqual(up, { status: 'succeeded', result: { path: dest, size: bytes.length, sha256: expected } })
+    assert.equal(sha256(readFileSync(dest)), expected, 'the bytes on the target')
+    // Read back over SFTP: too large to return inline, but hashed while it streams.
+    const down = await runSftpDownload(target, DownloadInput.parse({ source: dest, max_bytes: 64 * 1024 * 1024 }), f.exec(target))
+    assert.equal(down.status, 'failed')
+    assert.deepEqual(down.result, { path: dest, size: bytes.length, sha256: expected })
+  })
+
   test('downloading a missing file fails', async () => {
     const target = await f.target()
     const out = await runSftpDownload(target, DownloadInput.parse({ source: '/nonexistent/file' }), f.exec(target))

@@ -7,7 +7,7 @@ import { abortOutcome, aborted, oneLine, stepSignal } from '../outcome.ts'
 import type { ExecutionContext, StepOutcome } from '../types.ts'
 import { capture, openSftp, sftpCall, statOrNull } from './channel.ts'
 import { shQuote } from './command.ts'
-import type { SshConnection } from './connect.ts'
+import { staleConnection, type SshConnection } from './connect.ts'
 import { connectForStep } from './exec.ts'
 import type { SftpError, SftpSession, SftpStats } from './ssh2.ts'
 
@@ -34,11 +34,11 @@ export const DownloadInput = z
 export type DownloadInput = z.output<typeof DownloadInput>
 
 /** A failure of the transfer on the target: becomes `failed` with this line. */
-class CopyFailure extends Error {}
+export class CopyFailure extends Error {}
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex')
 
-function sftpMessage(err: unknown): string {
+export function sftpMessage(err: unknown): string {
   return oneLine((err as SftpError)?.message ?? String(err))
 }
 
@@ -54,7 +54,7 @@ async function statPath(sftp: SftpSession, path: string): Promise<SftpStats | nu
 /** Windows OpenSSH takes `C:/dir/file` over SFTP; backslashes would defeat the POSIX path handling here. */
 const sftpPath = (target: TargetRow, p: string) => (target.osType === 'windows' ? p.replace(/\\/g, '/') : p)
 
-async function mkdirs(sftp: SftpSession, dir: string): Promise<void> {
+export async function mkdirs(sftp: SftpSession, dir: string): Promise<void> {
   const missing: string[] = []
   let at = dir
   for (;;) {
@@ -145,7 +145,7 @@ async function remoteSha256(conn: SshConnection, sftp: SftpSession, path: string
 }
 
 /** Renames `from` over `to`: atomically replacing it, or (overwrite=false) failing when it exists. */
-async function moveIntoPlace(sftp: SftpSession, from: string, to: string, overwrite: boolean): Promise<void> {
+export async function moveIntoPlace(sftp: SftpSession, from: string, to: string, overwrite: boolean): Promise<void> {
   if (!overwrite) {
     // Plain SFTP rename never replaces an existing file (OpenSSH links, then unlinks).
     try {
@@ -221,29 +221,43 @@ async function download(sftp: SftpSession, target: TargetRow, input: DownloadInp
 }
 
 /**
- * Connects, opens SFTP and runs `body`; an abort closes the connection (after removing a
- * half-written temp file, when there is one and the server still answers).
+ * Connects (pooled), opens SFTP and runs `body`; an abort ends the step (after removing a
+ * half-written temp file, when there is one and the server still answers). A reused connection
+ * that turns out to have died is replaced once.
  */
-async function withSftp(target: TargetRow, x: ExecutionContext, body: (conn: SshConnection, sftp: SftpSession, onTemp: (path: string) => void) => Promise<StepOutcome>): Promise<StepOutcome> {
+export async function withSftp(target: TargetRow, x: ExecutionContext, body: (conn: SshConnection, sftp: SftpSession, onTemp: (path: string) => void, signal: AbortSignal) => Promise<StepOutcome>): Promise<StepOutcome> {
   const signal = stepSignal(x)
-  const conn = await connectForStep(target, x, signal)
-  if ('status' in conn) return conn
+  for (let attempt = 0; ; attempt++) {
+    const conn = await connectForStep(target, x, signal)
+    if ('status' in conn) return conn
+    let sftp: SftpSession
+    try {
+      sftp = await openSftp(conn.client)
+    } catch (err) {
+      if (attempt === 0 && !signal.aborted && staleConnection(conn, err)) {
+        ;(conn.discard ?? conn.close)()
+        continue
+      }
+      conn.close()
+      if (signal.aborted) return abortOutcome(x)
+      return { status: 'failed', error: `${conn.label} refused SFTP: ${sftpMessage(err)}` }
+    }
+    return onSession(conn, sftp, x, signal, body)
+  }
+}
+
+async function onSession(conn: SshConnection, sftp: SftpSession, x: ExecutionContext, signal: AbortSignal, body: Parameters<typeof withSftp>[2]): Promise<StepOutcome> {
   const abort = aborted(signal)
   let temp = ''
-  let sftp: SftpSession | undefined
+  let healthy = true
   try {
-    const work = (async () => {
-      sftp = await openSftp(conn.client).catch((err: unknown) => {
-        throw new CopyFailure(`${conn.label} refused SFTP: ${sftpMessage(err)}`, { cause: err })
-      })
-      return body(conn, sftp, (p) => (temp = p))
-    })()
+    const work = body(conn, sftp, (p) => (temp = p), signal)
     const outcome = await Promise.race([work, abort.promise.then(() => null)])
     if (outcome) return outcome
     work.catch(() => {})
-    if (temp && sftp) {
-      const s = sftp
-      await Promise.race([sftpCall((cb) => s.unlink(temp, cb)).catch(() => {}), new Promise((r) => setTimeout(r, 2000))])
+    if (temp) {
+      const removed = await Promise.race([sftpCall((cb) => sftp.unlink(temp, cb)).then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 2000))])
+      healthy = removed
     }
     return abortOutcome(x)
   } catch (err) {
@@ -251,11 +265,13 @@ async function withSftp(target: TargetRow, x: ExecutionContext, body: (conn: Ssh
     if (err instanceof CopyFailure) return { status: 'failed', error: err.message }
     if (err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError) throw err
     // Anything else came from the server or the connection (permission denied, connection lost).
+    healthy = conn.alive?.() !== false
     return { status: 'failed', error: `SFTP on ${conn.label} failed: ${sftpMessage(err)}` }
   } finally {
     abort.dispose()
-    sftp?.end()
-    conn.close()
+    sftp.end()
+    if (healthy) conn.close()
+    else (conn.discard ?? conn.close)()
   }
 }
 

@@ -152,6 +152,10 @@ describe('ssh.exec against a real sshd', { skip }, () => {
     assert.ok(Date.now() - t0 < 5000)
     await until('no sleep left', () => userProcesses(f.sshd.user, 'sleep').length === 0)
     assert.doesNotMatch(x.stdout(), /never/)
+    // The pooled connection under the cancelled step serves the next one.
+    const accepted = f.sshd.accepted()
+    assert.deepEqual(await runSshExec(target, input({ command: 'true' }), f.exec(target)), { status: 'succeeded', exitCode: 0 })
+    assert.equal(f.sshd.accepted(), accepted)
   })
 
   test('a step timeout kills the remote command and reports timed_out', async () => {

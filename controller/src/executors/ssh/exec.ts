@@ -4,8 +4,9 @@ import type { ExecInput, Shell } from '../exec-input.ts'
 import { abortOutcome, stepSignal } from '../outcome.ts'
 import type { ExecutionContext, StepOutcome } from '../types.ts'
 import { killCommand, MarkerScanner, posixCommand, POSIX_SHELLS, powershellCommand, shQuote } from './command.ts'
-import { connectSsh, SshError, type ConnectDeps, type SshConnection } from './connect.ts'
+import { SshError, staleConnection, type ConnectDeps, type SshConnection } from './connect.ts'
 import { capture, openExec, openSftp, sftpCall } from './channel.ts'
+import { connectSsh } from './pool.ts'
 import type { SshChannel, SshClient } from './ssh2.ts'
 
 /** How long a cancel waits for the wrapper to report its process group before giving up on a clean kill. */
@@ -25,11 +26,11 @@ export function connectFailure(err: unknown, x: ExecutionContext, signal: AbortS
   throw err
 }
 
-/** The step's connection, or the outcome that ends the step (already aborted, or the connection failed). */
+/** The step's (pooled) connection, or the outcome that ends the step (already aborted, or the connection failed). */
 export async function connectForStep(target: TargetRow, x: ExecutionContext, signal: AbortSignal): Promise<SshConnection | StepOutcome> {
   if (signal.aborted) return abortOutcome(x)
   try {
-    return await connectSsh(target, connectDeps(x, signal))
+    return await connectSsh(target, connectDeps(x, signal), { pooled: true })
   } catch (err) {
     return connectFailure(err, x, signal)
   }
@@ -64,6 +65,13 @@ function plan(target: TargetRow, input: ExecInput, nonce: string): Plan {
   return { shell, command: powershellCommand(input, shell === 'pwsh' ? 'pwsh' : 'powershell'), posix: false, staged: false }
 }
 
+/** The first channel of a step could not be opened on a reused connection that had died. */
+class StaleConnectionError extends Error {
+  constructor(cause: unknown) {
+    super('stale pooled connection', { cause })
+  }
+}
+
 /**
  * Writes a long command to a private temp file whose first line deletes it (the shell keeps
  * reading the open file), and returns the command that sources it plus a best-effort cleanup for
@@ -71,7 +79,10 @@ function plan(target: TargetRow, input: ExecInput, nonce: string): Plan {
  */
 async function stage(conn: SshConnection, command: string, nonce: string): Promise<{ command: string; cleanup(): Promise<void> }> {
   const path = `/tmp/.opsc-cmd-${nonce}`
-  const sftp = await openSftp(conn.client)
+  const sftp = await openSftp(conn.client).catch((err: unknown) => {
+    if (staleConnection(conn, err)) throw new StaleConnectionError(err)
+    throw new SshError('lost', `cannot stage the command on ${conn.label} (SFTP): ${(err as Error).message}`, { cause: err })
+  })
   try {
     const data = Buffer.from(`rm -f -- ${shQuote(path)}\n${command}\n`)
     const handle = await sftpCall<Buffer>((cb) => sftp.open(path, 'wx', { mode: 0o600 }, cb))
@@ -80,15 +91,15 @@ async function stage(conn: SshConnection, command: string, nonce: string): Promi
     }
     await sftpCall((cb) => sftp.close(handle, cb))
   } catch (err) {
-    sftp.end()
     throw new SshError('lost', `cannot stage the command on ${conn.label} (/tmp over SFTP): ${(err as Error).message}`, { cause: err })
+  } finally {
+    // Not kept open while the command runs: on a pooled connection every channel counts.
+    sftp.end()
   }
   return {
     command: `. ${shQuote(path)}`,
-    cleanup: async () => {
-      await sftpCall((cb) => sftp.unlink(path, cb)).catch(() => {})
-      sftp.end()
-    },
+    // The script removes itself when it runs; this is for when it never did.
+    cleanup: () => capture(conn.client, `rm -f -- ${shQuote(path)}`, 10_000).then(() => {}),
   }
 }
 
@@ -163,27 +174,40 @@ export async function runSshExec(target: TargetRow, input: ExecInput, x: Executi
   const p = plan(target, input, nonce)
   if ('error' in p) return { status: 'failed', error: p.error }
   const signal = stepSignal(x)
-  const conn = await connectForStep(target, x, signal)
-  if ('status' in conn) return conn
-  let staged: Awaited<ReturnType<typeof stage>> | undefined
-  try {
-    let command = p.command
-    if (p.staged) {
-      staged = await stage(conn, input.command, nonce)
-      command = posixCommand({ ...input, command: staged.command }, p.shell, nonce)
+  // A pooled connection that died since its last step gets replaced once.
+  for (let attempt = 0; ; attempt++) {
+    const conn = await connectForStep(target, x, signal)
+    if ('status' in conn) return conn
+    let staged: Awaited<ReturnType<typeof stage>> | undefined
+    let keep = true
+    try {
+      let command = p.command
+      if (p.staged) {
+        staged = await stage(conn, input.command, nonce)
+        command = posixCommand({ ...input, command: staged.command }, p.shell, nonce)
+      }
+      // A staged command proved the connection alive moments ago; only a first channel can find it stale.
+      const run = await execOn(conn, target, input, x, signal, { command, posix: p.posix }, nonce, attempt === 0 && !staged)
+      keep = run.healthy
+      return run.outcome
+    } catch (err) {
+      if (err instanceof StaleConnectionError) {
+        keep = false
+        if (!signal.aborted) continue
+      }
+      if (signal.aborted) return abortOutcome(x)
+      if (err instanceof SshError) return { status: 'failed', error: err.message }
+      throw err
+    } finally {
+      await staged?.cleanup()
+      if (keep) conn.close()
+      else (conn.discard ?? conn.close)()
     }
-    return await execOn(conn, target, input, x, signal, { command, posix: p.posix }, nonce)
-  } catch (err) {
-    if (signal.aborted) return abortOutcome(x)
-    if (err instanceof SshError) return { status: 'failed', error: err.message }
-    throw err
-  } finally {
-    await staged?.cleanup()
-    conn.close()
   }
 }
 
-async function execOn(conn: SshConnection, target: TargetRow, input: ExecInput, x: ExecutionContext, signal: AbortSignal, p: { command: string; posix: boolean }, nonce: string): Promise<StepOutcome> {
+/** `healthy` is false when the channel never closed after a stop: the connection under it is not reused. */
+async function execOn(conn: SshConnection, target: TargetRow, input: ExecInput, x: ExecutionContext, signal: AbortSignal, p: { command: string; posix: boolean }, nonce: string, mayRetry: boolean): Promise<{ outcome: StepOutcome; healthy: boolean }> {
   let resolvePgid!: (pgid: number | undefined) => void
   const pgid = new Promise<number | undefined>((r) => (resolvePgid = r))
   const scanner = p.posix ? new MarkerScanner(nonce) : null
@@ -197,8 +221,9 @@ async function execOn(conn: SshConnection, target: TargetRow, input: ExecInput, 
       })
     })
   } catch (err) {
-    if (signal.aborted) return abortOutcome(x)
-    return { status: 'failed', error: `${conn.label} refused to run the command: ${(err as Error).message}` }
+    if (signal.aborted) return { outcome: abortOutcome(x), healthy: true }
+    if (mayRetry && staleConnection(conn, err)) throw new StaleConnectionError(err)
+    return { outcome: { status: 'failed', error: `${conn.label} refused to run the command: ${(err as Error).message}` }, healthy: conn.alive?.() !== false }
   }
   setTimeout(() => resolvePgid(undefined), PGID_WAIT_MS).unref()
   writeStdin(channel, input)
@@ -216,11 +241,11 @@ async function execOn(conn: SshConnection, target: TargetRow, input: ExecInput, 
   try {
     const end = await Promise.race([ended, gaveUp])
     if (stopping) {
-      // The kill script finishes (it is bounded) before the connection under it is closed.
+      // The kill script finishes (it is bounded) before the connection under it is released.
       await stopping
-      return { ...abortOutcome(x), ...(end?.reported ? { exitCode: end.code, signal: end.signal } : {}) }
+      return { outcome: { ...abortOutcome(x), ...(end?.reported ? { exitCode: end.code, signal: end.signal } : {}) }, healthy: end !== null }
     }
-    return outcomeOf(end!, input, conn.label)
+    return { outcome: outcomeOf(end!, input, conn.label), healthy: end!.reported }
   } finally {
     signal.removeEventListener('abort', onAbort)
   }

@@ -19,8 +19,18 @@ export interface SshChannel extends Duplex {
 export interface SftpStats {
   mode: number
   size: number
+  /** Seconds since the epoch (SFTP v3 carries whole seconds). */
+  mtime: number
+  atime: number
   isDirectory(): boolean
   isFile(): boolean
+  isSymbolicLink(): boolean
+}
+
+export interface SftpDirEntry {
+  filename: string
+  longname: string
+  attrs: SftpStats
 }
 
 /** An SFTP error carries the SSH_FX_* status code. */
@@ -35,6 +45,10 @@ export interface SftpSession {
   write(handle: Buffer, buf: Buffer, offset: number, length: number, position: number, cb: Cb): void
   read(handle: Buffer, buf: Buffer, offset: number, length: number, position: number, cb: (err: SftpError | null | undefined, bytesRead: number) => void): void
   stat(path: string, cb: Cb<SftpStats>): void
+  lstat(path: string, cb: Cb<SftpStats>): void
+  readdir(path: string, cb: Cb<SftpDirEntry[]>): void
+  rmdir(path: string, cb: Cb): void
+  utimes(path: string, atime: number, mtime: number, cb: Cb): void
   mkdir(path: string, attrs: { mode?: number }, cb: Cb): void
   rename(from: string, to: string, cb: Cb): void
   ext_openssh_rename(from: string, to: string, cb: Cb): void
