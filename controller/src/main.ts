@@ -27,6 +27,8 @@ import { verifyMasterKey } from './crypto/key-check.ts'
 import { loadMasterKeyring } from './crypto/master-key.ts'
 import { announceFirstAdmin } from './users/first-admin.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
+import { closeSshPool } from './executors/ssh/index.ts'
+import { closeWinrmPools } from './executors/winrm/index.ts'
 
 const NODE_HEARTBEAT_MS = 15_000
 const READINESS_POLL_MS = 5_000
@@ -177,6 +179,9 @@ async function stopController(
   for (const t of parts.timers) clearInterval(t)
   // No new work is claimed; what runs here keeps its lease until it ends or another controller takes it.
   await parts.engine.stop().catch((err) => ctx.log.warn({ err }, 'runs.engine_stop_failed'))
+  // Pooled agentless connections: idle SSH connections close, idle WinRM shells are deleted on their hosts.
+  closeSshPool(ctx)
+  await closeWinrmPools().catch((err) => ctx.log.warn({ err }, 'winrm.pool_close_failed'))
   // Agents learn first, so they reconnect (to another controller, or to this one when it is back) spread out.
   await parts.gateway.drain('controller stopping').catch((err) => ctx.log.warn({ err }, 'agents.drain_failed'))
   // Both listeners drain at once so the whole stop stays inside the 10 s budget.
