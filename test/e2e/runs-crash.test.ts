@@ -12,6 +12,10 @@ import { createTestContext, type TestContext } from '../harness/context.ts'
 import { startControllerProcess, tempDataDir, type ControllerProcess } from '../harness/controller-process.ts'
 import { testBackend } from '../harness/db.ts'
 import { agentTargetId, RunsApi } from '../harness/runs.ts'
+import { sshdUnavailable, startSshd } from '../harness/sshd.ts'
+import { createCredential } from '../../controller/src/credentials/service.ts'
+import { createTarget } from '../../controller/src/targets/service.ts'
+import { execFileSync } from 'node:child_process'
 
 // kill -9 of a controller process needs a database that outlives it and another process can open:
 // the shared Postgres (the embedded PGlite belongs to the killed process).
@@ -89,4 +93,44 @@ test('kill -9 of the controller mid-run: the run completes, every step run once,
   assert.equal(executions.length, 4, `each step ran exactly once on each target:\n${executions.join('\n')}`)
   const assignments = rowsOf<{ n: number }>(await t.ctx.db.execute(sql`select count(*)::int as n from agent_assignment where run_id = ${runId}`))[0]!.n
   assert.equal(Number(assignments), 4, 'no step was dispatched twice')
+})
+
+const sleepers = (user: string): string => {
+  try {
+    return execFileSync('pgrep', ['-u', user, '-x', 'sleep'], { encoding: 'utf8' }).trim()
+  } catch {
+    return ''
+  }
+}
+
+test('kill -9 mid SSH step: the controller that takes over kills the remote process group', { skip: skip || sshdUnavailable() }, async () => {
+  const sshd = await startSshd()
+  try {
+    const cred = await createCredential(t.ctx, undefined, { type: 'ssh_password', name: 'crash-ssh', username: sshd.user, password: sshd.password })
+    const target = await createTarget(t.ctx, {
+      name: 'crash-ssh-host',
+      address: sshd.host,
+      os_type: 'linux',
+      enabled: true,
+      tags: {},
+      connection: { type: 'ssh', port: sshd.port, credential_id: cred.id, host_key_policy: 'tofu', jump: [] },
+    })
+    const api = await RunsApi.as(t.ctx)
+    const jobId = await api.createJob({ name: 'orphaned by a crash', targets: `id:${target.id}`, steps: [{ id: 'long', type: 'ssh.exec', command: 'sleep 600; echo done' }] })
+    const runId = await api.run(jobId)
+    const remote = async () => rowsOf<{ remote: unknown }>(await t.ctx.db.execute(sql`select remote from step_run where run_id = ${runId}`))[0]?.remote
+    await waitUntil(async () => Boolean(await remote()), 30_000, 'the remote process group recorded')
+    assert.ok(sleepers(sshd.user), 'the step runs on the host')
+
+    await controller.stop('SIGKILL')
+    assert.ok(sleepers(sshd.user), 'a dead controller leaves the remote command running')
+    controller = await startControllerProcess({ dataDir: controller.dataDir, env })
+
+    const run = await api.waitForRun(runId, 60_000)
+    assert.equal((await api.steps(runId))[0].status, 'interrupted', JSON.stringify(run))
+    await waitUntil(async () => sleepers(sshd.user) === '', 30_000, 'the remote sleep killed by the controller that took over')
+    assert.ok(controller.logs.some((l) => l.msg === 'runs.remote_cleaned_up'))
+  } finally {
+    await sshd.stop()
+  }
 })

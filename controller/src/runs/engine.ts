@@ -9,6 +9,7 @@ import { OutputRows } from './output-sink.ts'
 import { pruneRuns } from './retention.ts'
 import { run, runTarget, stepRun, type RunRow, type StepRunRow, type TargetSnapshot } from './runs.sql.ts'
 import { Batcher } from '../db/batcher.ts'
+import { cleanUpRemote } from '../executors/remote-cleanup.ts'
 
 /*
  * The work loop every controller runs. Step runs that the coordinator made ready are claimed
@@ -313,15 +314,26 @@ export class RunEngine {
       this.ctx.log.info({ count: taken.length }, 'runs.agent_steps_taken_over')
       for (const c of await this.claimedRows(taken.map((t) => t.id))) this.begin(c, true)
     }
-    const interrupted = rowsOf<{ id: string; run_id: string }>(
+    const interrupted = rowsOf<{ id: string; run_id: string; remote: unknown }>(
       await this.ctx.db.execute(sql`
         update step_run set status = 'interrupted', finished_at = now(), claimed_by = null, lease_until = null,
           error = 'the controller running this step stopped before it finished'
         where id in (select id from step_run where status = 'running' and lease_until < now() and transport <> 'agent' for update skip locked limit 500)
-        returning id, run_id`),
+        returning id, run_id, remote`),
     )
     if (interrupted.length) this.ctx.log.warn({ count: interrupted.length }, 'runs.steps_interrupted')
+    for (const row of interrupted) if (row.remote) void this.cleanUpRemote(row.id, row.remote)
     for (const runId of new Set(interrupted.map((i) => i.run_id))) await this.advance(runId)
+  }
+
+  /** What a dead controller's agentless step left running on its host (a process group, a WinRM shell) is ended. */
+  private async cleanUpRemote(stepRunId: string, handle: unknown): Promise<void> {
+    try {
+      const done = await cleanUpRemote(this.ctx, handle)
+      this.ctx.log.info({ stepRunId, done }, 'runs.remote_cleaned_up')
+    } catch (err) {
+      this.ctx.log.warn({ stepRunId, err: { message: (err as Error).message } }, 'runs.remote_cleanup_failed')
+    }
   }
 
   /**

@@ -15,6 +15,7 @@ import type { TargetRow } from '../../targets/targets.sql.ts'
 import { CopyInput, ExecInput } from '../exec-input.ts'
 import { executionContext, type TestExecution } from '../testing.ts'
 import type { ExecutionContext } from '../types.ts'
+import { cleanUpRemote } from '../remote-cleanup.ts'
 import { closeWinrmPools, probeWinrm, runWinrmCopy, runWinrmExec, WinrmError, winrmExec } from './index.ts'
 import { transportOptionsFor } from './connect.ts'
 import { hostPool, POOL_MAX_SHELLS } from './pool.ts'
@@ -172,6 +173,18 @@ describe('WinRM executors', { skip }, () => {
     const timed = await runWinrmExec(t, ExecInput.parse({ command: marker2 }), exec(t, { timeoutMs: 1_500 }))
     assert.equal(timed.status, 'timed_out')
     assert.ok(await until(() => pgrep(marker2) === '', 5_000), 'the remote sleep was killed after the timeout')
+  })
+
+  test('the handle a command leaves lets another controller terminate it and delete its shell', async () => {
+    const t = await target(http)
+    const marker = `sleep 5${randomBytes(3).readUIntBE(0, 3) % 1000}.${Date.now() % 1000}`
+    const handles: Record<string, unknown>[] = []
+    const running = runWinrmExec(t, ExecInput.parse({ command: marker }), exec(t, { remember: (h) => handles.push(h) }))
+    assert.ok(await until(() => pgrep(marker) !== '' && handles.length > 0, 10_000), 'the remote sleep started and its handle was recorded')
+    // What a controller that takes over the dead one's step does with step_run.remote:
+    assert.match(await cleanUpRemote(tc.ctx, JSON.parse(JSON.stringify(handles[0]))), /^shell \S+ deleted$/)
+    assert.ok(await until(() => pgrep(marker) === '', 5_000), 'the remote sleep was killed')
+    assert.equal((await running).status, 'failed')
   })
 
   test('copies a multi-MB file, verified by SHA-256; overwrite false keeps an existing file', async () => {
