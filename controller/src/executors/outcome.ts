@@ -97,7 +97,8 @@ export function oneLine(message: string): string {
   return line.length > 500 ? `${line.slice(0, 497)}…` : line
 }
 
-const TLS_VERIFY_CODES = new Set([
+/** Node's codes for a certificate that failed verification (a retry does not fix these). */
+export const TLS_VERIFY_CODES: ReadonlySet<string> = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',

@@ -1,4 +1,5 @@
 import type { ExecInput, Shell } from '../exec-input.ts'
+import { encodedCommandLine, psScript, type PsExe } from '../powershell.ts'
 
 /*
  * The command lines the SSH executor sends. Every value from the step (command, env values, cwd,
@@ -64,13 +65,8 @@ export function killCommand(pgid: number, runAs?: string): string {
 }
 
 /** PowerShell's -EncodedCommand: base64 of the UTF-16LE script (no quoting to get wrong). */
-export function powershellCommand(input: ExecInput, exe: 'powershell' | 'pwsh'): string {
-  const psQuote = (s: string) => `'${s.replace(/'/g, "''")}'`
-  const lines = Object.entries(input.env).map(([name, value]) => `$env:${name} = ${psQuote(value)}`)
-  if (input.cwd !== undefined) lines.push(`Set-Location -LiteralPath ${psQuote(input.cwd)}`)
-  lines.push(input.command)
-  lines.push('exit $LASTEXITCODE')
-  return `${exe} -NoLogo -NoProfile -NonInteractive -EncodedCommand ${Buffer.from(lines.join('\n'), 'utf16le').toString('base64')}`
+export function powershellCommand(input: ExecInput, exe: PsExe): string {
+  return encodedCommandLine(psScript(input), exe)
 }
 
 /**

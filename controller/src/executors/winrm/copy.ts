@@ -7,7 +7,7 @@ import { targetLabel, transportOptionsFor } from './connect.ts'
 import { WinrmError } from './errors.ts'
 import { runPooled, type WinrmCommand } from './exec.ts'
 import { hostPool } from './pool.ts'
-import { encodeCommand } from './powershell.ts'
+import { encodedCommandLine } from '../powershell.ts'
 
 /*
  * `winrm.copy`: a small PowerShell receiver, its parameters written into the script, reads the
@@ -64,7 +64,7 @@ function* base64Lines(data: Buffer): Generator<Buffer> {
 export function copyCommand(input: CopyInput, exe: 'powershell' | 'pwsh', data: Buffer, sha256: string): WinrmCommand {
   const script = receiverScript({ destination: input.destination, sha256, overwrite: input.overwrite, createParents: input.create_parents })
   // Always -EncodedCommand (stdin carries the data); without cmd.exe a command line may reach 32767 characters.
-  return { commandLine: `${exe} -NoLogo -NoProfile -NonInteractive -EncodedCommand ${encodeCommand(script)}`, skipCmdShell: true, stdin: [...base64Lines(data)], powershell: true }
+  return { commandLine: encodedCommandLine(script, exe), skipCmdShell: true, stdin: [...base64Lines(data)], powershell: true }
 }
 
 export async function runWinrmCopy(target: TargetRow, input: CopyInput, x: ExecutionContext): Promise<StepOutcome> {

@@ -1,3 +1,5 @@
+import { TLS_VERIFY_CODES } from '../outcome.ts'
+
 /*
  * Every way a WinRM conversation fails, as one kind and one line an operator can act on. The
  * password never appears in a message.
@@ -33,21 +35,6 @@ export class WsmanFault extends WinrmError {
   }
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'INVALID_CA',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-])
-
 /** A socket or TLS error while talking to `where` (host:port), classified. */
 export function networkError(err: unknown, where: string, host: string): WinrmError {
   if (err instanceof WinrmError) return err
@@ -55,7 +42,7 @@ export function networkError(err: unknown, where: string, host: string): WinrmEr
   const code = typeof e?.code === 'string' ? e.code : undefined
   const detail = typeof e?.message === 'string' ? e.message.split('\n', 1)[0]! : String(err)
   const make = (kind: WinrmErrorKind, message: string) => new WinrmError(kind, message, { cause: err })
-  if (code && (TLS_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) {
+  if (code && (TLS_VERIFY_CODES.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_'))) {
     return make('tls', `TLS certificate of ${where} not accepted: ${detail} (set the target's tls_ca to the CA that issued it)`)
   }
   switch (code) {

@@ -5,7 +5,8 @@ import type { ExecutionContext, StepOutcome } from '../types.ts'
 import { targetLabel, transportOptionsFor } from './connect.ts'
 import { WinrmError, WsmanFault } from './errors.ts'
 import { hostPool, type HostPool } from './pool.ts'
-import { ClixmlDecoder, psInvocation, psQuote } from './powershell.ts'
+import { psScript } from '../powershell.ts'
+import { ClixmlDecoder, psInvocation } from './powershell.ts'
 import type { WinrmShell } from './shell.ts'
 
 /*
@@ -20,14 +21,6 @@ export interface WinrmCommand {
   stdin: Buffer[]
   /** stderr is PowerShell's and may be CLIXML. */
   powershell: boolean
-}
-
-/** The script for a PowerShell command: env and cwd first, then the command, exiting with its exit code. */
-export function psScript(input: Pick<ExecInput, 'command' | 'env' | 'cwd'>): string {
-  const lines = Object.entries(input.env).map(([name, value]) => `$env:${name} = ${psQuote(value)}`)
-  if (input.cwd !== undefined) lines.push(`Set-Location -LiteralPath ${psQuote(input.cwd)}`)
-  lines.push(input.command, 'exit $LASTEXITCODE')
-  return lines.join('\n')
 }
 
 export function planCommand(target: TargetRow, input: ExecInput): WinrmCommand | { error: string } {

@@ -1,7 +1,7 @@
 import { WinrmError } from './errors.ts'
 import { runPooled, type WinrmCommand } from './exec.ts'
 import type { HostPool } from './pool.ts'
-import { encodeCommand } from './powershell.ts'
+import { encodedCommandLine } from '../powershell.ts'
 
 /*
  * Host facts of a Windows host for a connection test: one PowerShell/CIM script prints them as
@@ -65,7 +65,7 @@ export function parseWinrmFacts(stdout: string): Record<string, unknown> {
 }
 
 export async function collectWinrmFacts(pool: HostPool, signal: AbortSignal): Promise<Record<string, unknown>> {
-  const cmd: WinrmCommand = { commandLine: `powershell -NoLogo -NoProfile -NonInteractive -EncodedCommand ${encodeCommand(FACTS_SCRIPT)}`, skipCmdShell: true, stdin: [], powershell: true }
+  const cmd: WinrmCommand = { commandLine: encodedCommandLine(FACTS_SCRIPT), skipCmdShell: true, stdin: [], powershell: true }
   const out = { stdout: '', stderr: '' }
   const r = await runPooled(pool, cmd, (s, d) => (out[s] += typeof d === 'string' ? d : d.toString('utf8')), signal)
   if (r.exitCode !== 0) throw new WinrmError('protocol', `the facts script failed (exit code ${r.exitCode}): ${out.stderr.trim().split('\n', 1)[0] || 'no message'}`)

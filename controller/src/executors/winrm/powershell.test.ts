@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { planCommand, psScript } from './exec.ts'
+import { psScript } from '../powershell.ts'
+import { planCommand } from './exec.ts'
 import { parseWinrmFacts } from './facts.ts'
 import { ClixmlDecoder, MAX_ENCODED_COMMAND_CHARS, psInvocation, unescapeClixml } from './powershell.ts'
 import type { TargetRow } from '../../targets/targets.sql.ts'

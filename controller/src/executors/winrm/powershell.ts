@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder'
+import { encodedCommandLine, PS_FLAGS, type PsExe } from '../powershell.ts'
 
 /*
  * PowerShell over WinRM: scripts travel as `-EncodedCommand` (base64 of UTF-16LE) while that fits
@@ -9,24 +10,13 @@ import { StringDecoder } from 'node:string_decoder'
 /** cmd.exe's limit is 8191 characters; CreateProcess allows 32767, but stay well under both. */
 export const MAX_ENCODED_COMMAND_CHARS = 8000
 
-export type PsExe = 'powershell' | 'pwsh'
-
-const BASE = '-NoLogo -NoProfile -NonInteractive'
-
-export function encodeCommand(script: string): string {
-  return Buffer.from(script, 'utf16le').toString('base64')
-}
-
-export function psQuote(s: string): string {
-  return `'${s.replace(/['\u2018\u2019\u201a\u201b]/g, (q) => q + q)}'`
-}
 
 /** The command line that runs `script`, and what goes to its stdin first (the script itself when too long). */
 export function psInvocation(script: string, exe: PsExe): { commandLine: string; stdinScript?: string } {
-  const encoded = `${exe} ${BASE} -EncodedCommand ${encodeCommand(script)}`
+  const encoded = encodedCommandLine(script, exe)
   if (encoded.length <= MAX_ENCODED_COMMAND_CHARS) return { commandLine: encoded }
   // With `-Command -` PowerShell reads statements line by line; a blank line ends any open block.
-  return { commandLine: `${exe} ${BASE} -Command -`, stdinScript: `${script}\n\n` }
+  return { commandLine: `${exe} ${PS_FLAGS} -Command -`, stdinScript: `${script}\n\n` }
 }
 
 const CLIXML_HEADER = '#< CLIXML'
