@@ -1,5 +1,6 @@
 import { capture } from './channel.ts'
-import { SshError, type SshConnection } from './connect.ts'
+import type { SshConnection } from './connect.ts'
+import { SshError } from './errors.ts'
 
 /*
  * Host facts over SSH for a connection test: one command (one round trip) prints each source

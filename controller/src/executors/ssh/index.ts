@@ -13,7 +13,8 @@ import { transportStep } from '../transport-step.ts'
  * (connectSsh without `pooled`) and read host facts with collectSshFacts.
  */
 
-export { SshError, type SshConnection, type SshErrorKind, type SshFailure } from './connect.ts'
+export type { SshConnection } from './connect.ts'
+export { SshError, type SshErrorKind, type SshFailure } from './errors.ts'
 export { DownloadInput, INLINE_DOWNLOAD_LIMIT, runSftpDownload, runSshCopy } from './copy.ts'
 export { runSshExec } from './exec.ts'
 export { collectSshFacts } from './facts.ts'

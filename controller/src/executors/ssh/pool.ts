@@ -5,7 +5,9 @@ import type { Db } from '../../db/client.ts'
 import { decideHostKey } from '../../targets/host-keys.ts'
 import { targetHostKey, type TargetRow } from '../../targets/targets.sql.ts'
 import { limitChannels } from './channel.ts'
-import { abortedError, openChain, resolveChain, SshError, type ChainOptions, type ConnectDeps, type HandshakeGate, type OpenedChain, type ResolvedChain, type SshConnection } from './connect.ts'
+import { openChain, resolveChain, type ChainOptions, type ConnectDeps, type OpenedChain, type ResolvedChain, type SshConnection } from './connect.ts'
+import { abortedError, SshError } from './errors.ts'
+import { HandshakeLimiter } from './handshake-limiter.ts'
 
 /*
  * SSH connections shared by the steps that run on a target. A connection is reused only by steps
@@ -44,54 +46,6 @@ export function poolOptions(config: Partial<ControllerConfig>): SshPoolOptions {
  * helper channels a step adds (the kill on cancel, a checksum), still within sshd's MaxSessions 10.
  */
 const HELPER_CHANNELS = 2
-
-/** Counts handshakes in progress and queues the ones over the limit (first come, first served). */
-class HandshakeLimiter implements HandshakeGate {
-  active = 0
-  peak = 0
-  started = 0
-  retries = 0
-  private queue: (() => void)[] = []
-  constructor(private readonly limit: number) {}
-
-  get queued(): number {
-    return this.queue.length
-  }
-
-  acquire(signal?: AbortSignal): Promise<() => void> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(abortedError(signal))
-      const onAbort = () => {
-        this.queue = this.queue.filter((g) => g !== grant)
-        reject(abortedError(signal!))
-      }
-      const grant = () => {
-        signal?.removeEventListener('abort', onAbort)
-        this.active++
-        this.started++
-        this.peak = Math.max(this.peak, this.active)
-        let released = false
-        resolve(() => {
-          if (released) return
-          released = true
-          this.active--
-          this.next()
-        })
-      }
-      if (this.active < this.limit && this.queue.length === 0) return grant()
-      this.queue.push(grant)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
-  }
-
-  retried(): void {
-    this.retries++
-  }
-
-  private next(): void {
-    while (this.active < this.limit && this.queue.length > 0) this.queue.shift()!()
-  }
-}
 
 interface Entry {
   key: string
