@@ -11,6 +11,8 @@ import { authRoutes } from './auth/routes.ts'
 import { credentialsRoutes } from './credentials/routes.ts'
 import { jobsRoutes } from './jobs/routes.ts'
 import { runsRoutes } from './runs/routes.ts'
+import { schedulerRoutes } from './scheduler/status-routes.ts'
+import { schedulesRoutes } from './scheduler/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
 import { settingsRoutes } from './settings/routes.ts'
 import { targetGroupsRoutes } from './target-groups/routes.ts'
@@ -42,6 +44,8 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/agents', agentsRoutes)
     .route('/jobs', jobsRoutes)
     .route('/runs', runsRoutes)
+    .route('/scheduler', schedulerRoutes)
+    .route('/schedules', schedulesRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

@@ -105,6 +105,12 @@ export const ControllerConfig = z
     OPSC_SSH_CONNECTIONS_PER_TARGET: bounded('OPSC_SSH_CONNECTIONS_PER_TARGET', 4, 1, 64, 'connections'),
     /** An SSH connection with nothing running is closed after this long; 0 closes it as soon as its step ends (no reuse). */
     OPSC_SSH_IDLE_MS: bounded('OPSC_SSH_IDLE_MS', 30_000, 0, 3_600_000),
+    /** How often the scheduler's leader looks for due schedules (the fire lag is at most about this). */
+    OPSC_SCHEDULER_TICK_MS: bounded('OPSC_SCHEDULER_TICK_MS', 1_000, 100, 60_000),
+    /** How often a controller that does not lead the scheduler tries to take over (a dead leader's lock frees at once). */
+    OPSC_SCHEDULER_LEADER_RETRY_MS: bounded('OPSC_SCHEDULER_LEADER_RETRY_MS', 3_000, 100, 60_000),
+    /** How late a `skip`-misfire occurrence may fire and still count as on time. */
+    OPSC_SCHEDULER_GRACE_MS: bounded('OPSC_SCHEDULER_GRACE_MS', 5_000, 0, 3_600_000),
     /** The directory `sftp.sync` steps sync from and to (`local`); default `<OPSC_DATA_DIR>/files`. */
     OPSC_FILES_DIR: z
       .string()

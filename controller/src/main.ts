@@ -7,6 +7,7 @@ import { startGrpcServer, type RunningGrpcServer } from './agents/grpc-server.ts
 import { ensureSigningKey } from './agents/signing-keys.ts'
 import { createApp } from './app.ts'
 import { RunEngine } from './runs/engine.ts'
+import { Scheduler } from './scheduler/tick.ts'
 import type { ControllerConfig } from './config.ts'
 import type { AppContext } from './context.ts'
 import { lockDataDir } from './data-dir.ts'
@@ -131,6 +132,15 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     cleanups.push(() => grpc.close(SHUTDOWN_GRACE_MS))
     await registerControllerNode(database.db, { id: ctx.nodeId, version: VERSION, httpPort: http.port, grpcPort: grpc.port })
     await engine.start()
+    const scheduler = new Scheduler(ctx, {
+      tickMs: config.OPSC_SCHEDULER_TICK_MS,
+      leaderRetryMs: config.OPSC_SCHEDULER_LEADER_RETRY_MS,
+      graceMs: config.OPSC_SCHEDULER_GRACE_MS,
+      batchSize: 500,
+      parallel: 4,
+    })
+    scheduler.start()
+    cleanups.push(() => scheduler.stop())
     const timers = startBackgroundLoops(ctx, grpc)
     log.info(
       {
@@ -149,7 +159,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       grpcPort: grpc.port,
       ctx,
       caFingerprint: tls.fingerprint,
-      stop: () => stopController(ctx, { http, grpc, gateway, engine, timers, cleanup }),
+      stop: () => stopController(ctx, { http, grpc, gateway, engine, scheduler, timers, cleanup }),
     }
   } catch (err) {
     await cleanup()
@@ -170,13 +180,15 @@ function startBackgroundLoops(ctx: AppContext, grpc: RunningGrpcServer): NodeJS.
 
 async function stopController(
   ctx: AppContext,
-  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; gateway: AgentGateway; engine: RunEngine; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
+  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; gateway: AgentGateway; engine: RunEngine; scheduler: Scheduler; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
 ): Promise<void> {
   const started = Date.now()
   ctx.log.info('controller.stopping')
   ctx.readiness.markStopping()
   parts.grpc.setServing('NOT_SERVING')
   for (const t of parts.timers) clearInterval(t)
+  // No new fires from here; the leadership frees at once for another controller.
+  await parts.scheduler.stop().catch((err) => ctx.log.warn({ err }, 'scheduler.stop_failed'))
   // No new work is claimed; what runs here keeps its lease until it ends or another controller takes it.
   await parts.engine.stop().catch((err) => ctx.log.warn({ err }, 'runs.engine_stop_failed'))
   // Pooled agentless connections: idle SSH connections close, idle WinRM shells are deleted on their hosts.

@@ -1,6 +1,7 @@
 // `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
 import { agentsBench } from './agents.ts'
 import { runsBench } from './runs.ts'
+import { schedulerBench } from './scheduler.ts'
 import { selectorsBench } from './selectors.ts'
 import { sshFanoutBench } from './ssh-fanout.ts'
 import { startupBench } from './startup.ts'
@@ -11,6 +12,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   agents: agentsBench,
   runs: runsBench,
   'ssh-fanout': sshFanoutBench,
+  scheduler: schedulerBench,
 }
 
 const args = process.argv.slice(2)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import { z } from 'zod'
-import { actorOf, type Principal } from '../auth/principal.ts'
+import { actorOf, type Actor, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
 import { sealSecret } from '../crypto/secret-box.ts'
 import { isUuid, uuidArray, type Db } from '../db/client.ts'
@@ -150,10 +150,19 @@ export interface LaunchOptions {
   /** For a retry: the exact (step, target) pairs to run instead of resolving selectors again. */
   only?: { stepIndex: number; targetId: string | null }[]
   version?: number
+  /** Who the run is recorded as requested by, when not the principal (a schedule). */
+  requestedBy?: Actor
+  /**
+   * Write the run in this (caller's) transaction, so it commits together with the caller's rows
+   * (a schedule's fire). The run is not advanced: after commit the caller calls `advanceRun`.
+   */
+  tx?: Db
 }
 
 /** Creates a run (202 material): everything is written at once, then the coordinator starts it. */
-export async function launchRun(ctx: AppContext, principal: Principal | undefined, jobId: string, request: RunRequest, opts: LaunchOptions): Promise<{ runId: string; targetCount: number }> {
+export async function launchRun(outer: AppContext, principal: Principal | undefined, jobId: string, request: RunRequest, opts: LaunchOptions): Promise<{ runId: string; targetCount: number }> {
+  // In the caller's transaction every read goes through it too (PGlite has one connection).
+  const ctx = opts.tx ? { ...outer, db: opts.tx } : outer
   const jobRow = await getJobRow(ctx.db, jobId)
   const version = opts.version ?? jobRow.currentVersion
   const definition = (await getJobVersion(ctx.db, jobId, version)).definition
@@ -165,7 +174,7 @@ export async function launchRun(ctx: AppContext, principal: Principal | undefine
   }
   const runId = randomUUID()
   const now = ctx.clock()
-  const actor = actorOf(principal)
+  const actor = opts.requestedBy ?? actorOf(principal)
   const secretNames = definition.parameters.filter((p) => p.type === 'secret').map((p) => p.name)
   const shown = { ...resolved.parameters }
   const secrets: Record<string, unknown> = {}
@@ -174,8 +183,7 @@ export async function launchRun(ctx: AppContext, principal: Principal | undefine
     if (shown[name] !== undefined) shown[name] = '****'
   }
   const byId = new Map(resolved.targets.map((t) => [t.id, t]))
-  await ctx.db.transaction(async (tx) => {
-    const db = tx as unknown as Db
+  const write = async (db: Db) => {
     await db.insert(run).values({
       id: runId,
       jobId,
@@ -213,7 +221,12 @@ export async function launchRun(ctx: AppContext, principal: Principal | undefine
       }),
     )
     for (let i = 0; i < stepRows.length; i += 1000) await db.insert(stepRun).values(stepRows.slice(i, i + 1000))
-  })
+  }
+  if (opts.tx) {
+    await write(opts.tx)
+    return { runId, targetCount: resolved.targets.length }
+  }
+  await ctx.db.transaction((tx) => write(tx as unknown as Db))
   await advanceRun(ctx, runId)
   return { runId, targetCount: resolved.targets.length }
 }
