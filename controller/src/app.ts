@@ -12,6 +12,7 @@ import { credentialsRoutes } from './credentials/routes.ts'
 import { jobsRoutes } from './jobs/routes.ts'
 import { runsRoutes } from './runs/routes.ts'
 import { schedulerRoutes } from './scheduler/status-routes.ts'
+import { maintenanceWindowsRoutes } from './scheduler/maintenance-routes.ts'
 import { schedulesRoutes } from './scheduler/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
 import { settingsRoutes } from './settings/routes.ts'
@@ -46,6 +47,7 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/runs', runsRoutes)
     .route('/scheduler', schedulerRoutes)
     .route('/schedules', schedulesRoutes)
+    .route('/maintenance-windows', maintenanceWindowsRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

@@ -10,6 +10,7 @@ import { AppError, ValidationError } from '../errors.ts'
 import { resolveParameters, type JobDefinition, type StepDef } from '../jobs/definition.ts'
 import { getJobRow, getJobVersion } from '../jobs/service.ts'
 import { hasTemplate, renderTemplate } from '../jobs/template.ts'
+import { windowsCovering } from '../scheduler/maintenance.ts'
 import { resolveSelector } from '../selectors/compile.ts'
 import { target, type TargetRow } from '../targets/targets.sql.ts'
 import { advanceRun } from './coordinator.ts'
@@ -157,10 +158,21 @@ export interface LaunchOptions {
    * (a schedule's fire). The run is not advanced: after commit the caller calls `advanceRun`.
    */
   tx?: Db
+  /**
+   * A manual run: `check` refuses (409) a run whose targets an open maintenance window covers;
+   * `override` runs anyway and reports the windows overridden (for the audit record).
+   */
+  maintenance?: 'check' | 'override'
 }
 
 /** Creates a run (202 material): everything is written at once, then the coordinator starts it. */
-export async function launchRun(outer: AppContext, principal: Principal | undefined, jobId: string, request: RunRequest, opts: LaunchOptions): Promise<{ runId: string; targetCount: number }> {
+export async function launchRun(
+  outer: AppContext,
+  principal: Principal | undefined,
+  jobId: string,
+  request: RunRequest,
+  opts: LaunchOptions,
+): Promise<{ runId: string; targetCount: number; maintenanceOverridden?: { id: string; name: string }[] }> {
   // In the caller's transaction every read goes through it too (PGlite has one connection).
   const ctx = opts.tx ? { ...outer, db: opts.tx } : outer
   const jobRow = await getJobRow(ctx.db, jobId)
@@ -168,6 +180,7 @@ export async function launchRun(outer: AppContext, principal: Principal | undefi
   const definition = (await getJobVersion(ctx.db, jobId, version)).definition
   if (!jobRow.enabled && opts.trigger !== 'retry') throw new AppError('CONFLICT', `job ${jobRow.name} is disabled`)
   const resolved = await resolveRun(ctx, definition, request)
+  const overridden = opts.maintenance ? await checkMaintenance(ctx, resolved, opts.maintenance) : undefined
   if (opts.only) {
     const wanted = new Set(opts.only.map((o) => `${o.stepIndex}:${o.targetId ?? ''}`))
     for (const s of resolved.steps) s.targets = s.targets.filter((t) => wanted.has(`${s.index}:${t ?? ''}`))
@@ -228,5 +241,17 @@ export async function launchRun(outer: AppContext, principal: Principal | undefi
   }
   await ctx.db.transaction((tx) => write(tx as unknown as Db))
   await advanceRun(ctx, runId)
-  return { runId, targetCount: resolved.targets.length }
+  return { runId, targetCount: resolved.targets.length, ...(overridden?.length ? { maintenanceOverridden: overridden } : {}) }
+}
+
+/** Open maintenance windows covering the run's targets: a 409 naming them, unless overridden. */
+async function checkMaintenance(ctx: AppContext, resolved: ResolvedRun, mode: 'check' | 'override'): Promise<{ id: string; name: string }[]> {
+  const covering = await windowsCovering(ctx, resolved.targets.map((t) => t.id), ctx.clock())
+  const windows = covering.map((c) => ({ id: c.window.id, name: c.window.name, ends_at: c.open.end.toISOString() }))
+  if (windows.length && mode === 'check') {
+    throw new AppError('CONFLICT', `maintenance window ${windows.map((w) => `"${w.name}"`).join(', ')} covers this run's targets; send "override_maintenance": true to run anyway`, [
+      { path: 'override_maintenance', message: 'required to run inside a maintenance window', windows },
+    ])
+  }
+  return windows.map(({ id, name }) => ({ id, name }))
 }

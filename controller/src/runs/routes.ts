@@ -13,12 +13,17 @@ import { readOutput } from './output.ts'
 import { planJob } from './plan.ts'
 import { cancelRun, getRun, getRunRow, getStepRun, listRuns, ListRunsQuery, listStepRuns, ListStepsQuery, retryRun, stepRunDto } from './service.ts'
 
+/** A manual run may start inside a maintenance window covering its targets only when told to (audited). */
+const ManualRunRequest = RunRequest.extend({ override_maintenance: z.boolean().optional() }).strict()
+
 /** `POST /jobs/:id/run` and `/plan`, mounted under the jobs router. */
 export const jobRunRoutes = new Hono<AppEnv>()
   .post('/:id/run', allow('operator'), async (c) => {
-    const request = await readJson(c, RunRequest)
-    const { runId, targetCount } = await launchRun(c.var.ctx, c.get('principal'), c.req.param('id'), request, { trigger: 'manual' })
-    c.set('audit', { action: 'jobs.run', resourceType: 'job', summary: { run_id: runId, targets: targetCount, parameters: Object.keys(request.parameters) } })
+    const { override_maintenance: override, ...request } = await readJson(c, ManualRunRequest)
+    const launched = await launchRun(c.var.ctx, c.get('principal'), c.req.param('id'), request, { trigger: 'manual', maintenance: override ? 'override' : 'check' })
+    const { runId, targetCount, maintenanceOverridden } = launched
+    const summary = { run_id: runId, targets: targetCount, parameters: Object.keys(request.parameters), ...(maintenanceOverridden ? { maintenance_overridden: maintenanceOverridden } : {}) }
+    c.set('audit', { action: 'jobs.run', resourceType: 'job', summary })
     return c.json({ run_id: runId, target_count: targetCount }, 202)
   })
   .post('/:id/plan', allow('viewer'), async (c) => {

@@ -5,10 +5,12 @@ import { openSecret } from '../crypto/secret-box.ts'
 import { describeCause, type Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
 import { advanceRun } from '../runs/coordinator.ts'
-import { launchRun } from '../runs/launch.ts'
+import { getJobRow, getJobVersion } from '../jobs/service.ts'
+import { launchRun, resolveRun } from '../runs/launch.ts'
 import { nextFireTimes, type CronSpec } from './cron.ts'
+import { activeWindows, windowsCovering } from './maintenance.ts'
 import { schedule, scheduleFire, type FireStatus, type ScheduleRow } from './scheduler.sql.ts'
-import { scheduleParamsAad } from './service.ts'
+import { scheduleParamsAad, scheduleRunRequest } from './service.ts'
 
 /*
  * Firing one schedule: every due occurrence is decided and recorded in ONE transaction with the
@@ -63,6 +65,8 @@ export interface FireCounts {
   missed: number
   skipped: number
   queued: number
+  /** Occurrences deferred to the end of a maintenance window. */
+  deferred: number
   failed: number
   /** Occurrences already recorded (by a previous leader, or a concurrent tick): nothing launched. */
   duplicate: number
@@ -74,10 +78,10 @@ export interface FireCounts {
   stillQueued?: number
 }
 
-export const emptyCounts = (): FireCounts => ({ fired: 0, missed: 0, skipped: 0, queued: 0, failed: 0, duplicate: 0, maxLagMs: 0, launched: [] })
+export const emptyCounts = (): FireCounts => ({ fired: 0, missed: 0, skipped: 0, queued: 0, deferred: 0, failed: 0, duplicate: 0, maxLagMs: 0, launched: [] })
 
 export function addCounts(into: FireCounts, from: FireCounts): void {
-  for (const k of ['fired', 'missed', 'skipped', 'queued', 'failed', 'duplicate'] as const) into[k] += from[k]
+  for (const k of ['fired', 'missed', 'skipped', 'queued', 'deferred', 'failed', 'duplicate'] as const) into[k] += from[k]
   into.maxLagMs = Math.max(into.maxLagMs, from.maxLagMs)
   into.launched.push(...from.launched)
 }
@@ -185,15 +189,18 @@ export async function fireSchedule(ctx: AppContext, scheduleId: string, opts: Fi
     const runsAny = plans.some((p) => p.run)
     let active = runsAny ? await activeRuns(tx, s.id) : 0
     let queueWaiting = runsAny && s.concurrencyPolicy === 'queue' && (await hasQueued(tx, s, now))
+    const targets = lazyTargets(ctx, tx, s)
     for (const [i, plan] of plans.entries()) {
       const lagMs = now.getTime() - plan.fireAt.getTime()
       let status: FireStatus
       let reason: string | null = null
+      const maintenance = plan.run ? await maintenanceDecision(ctx, tx, plan.fireAt, targets) : null
       if (!plan.run) [status, reason] = ['missed', plan.reason ?? 'misfire']
+      else if (maintenance) [status, reason] = [maintenance.status, 'maintenance']
       else if (active < s.maxConcurrentRuns && !queueWaiting) status = 'fired'
       else if (s.concurrencyPolicy === 'queue') [status, reason] = ['queued', 'concurrency']
       else [status, reason] = ['skipped', s.concurrencyPolicy === 'skip' ? 'concurrency' : 'max_concurrent_runs']
-      const detail = i === 0 && occurrences.dropped ? { earlier_missed_unrecorded: occurrences.dropped } : null
+      const detail = i === 0 && occurrences.dropped ? { earlier_missed_unrecorded: occurrences.dropped, ...maintenance?.detail } : (maintenance?.detail ?? null)
       const inserted = await tx
         .insert(scheduleFire)
         .values({ scheduleId: s.id, fireAt: plan.fireAt, status, reason, decidedAt: now, decidedBy: opts.node, lagMs: status === 'fired' ? lagMs : null, detail })
@@ -205,7 +212,7 @@ export async function fireSchedule(ctx: AppContext, scheduleId: string, opts: Fi
       }
       if (status === 'queued') queueWaiting = true
       if (status !== 'fired') {
-        counts[status === 'missed' ? 'missed' : status === 'queued' ? 'queued' : 'skipped']++
+        counts[status === 'missed' || status === 'queued' || status === 'deferred' ? status : 'skipped']++
         continue
       }
       const result = await launchScheduled(ctx, tx, s)
@@ -264,6 +271,7 @@ export async function launchQueued(ctx: AppContext, scheduleId: string, opts: Fi
       return
     }
     let active = await activeRuns(tx, s.id)
+    const targets = lazyTargets(ctx, tx, s)
     for (const f of queued) {
       const lagMs = now.getTime() - f.fireAt.getTime()
       if (lagMs > s.misfireMaxLatenessSec * 1000) {
@@ -273,6 +281,17 @@ export async function launchQueued(ctx: AppContext, scheduleId: string, opts: Fi
         continue
       }
       if (active >= s.maxConcurrentRuns) break
+      // Capacity came back inside a maintenance window: the window decides, as for a new fire.
+      const maintenance = await maintenanceDecision(ctx, tx, now, targets)
+      if (maintenance) {
+        await tx
+          .update(scheduleFire)
+          .set({ status: maintenance.status, reason: 'maintenance', detail: { ...f.detail, ...maintenance.detail }, decidedAt: now, decidedBy: opts.node })
+          .where(eq(scheduleFire.id, f.id))
+        counts[maintenance.status]++
+        counts.stillQueued--
+        continue
+      }
       const result = await launchScheduled(ctx, tx, s)
       const set = 'error' in result ? { status: 'failed' as const, reason: result.error.slice(0, 500) } : { status: 'fired' as const, reason: null, runId: result.runId, lagMs }
       await tx
@@ -343,5 +362,101 @@ export async function retryFailedRuns(ctx: AppContext, opts: FireOptions, limit 
       counts.fired++
     })
     }
+  return counts
+}
+
+/** A schedule's run targets, resolved at most once per pass and only when a window is open. */
+function lazyTargets(ctx: AppContext, tx: Db, s: ScheduleRow): () => Promise<string[]> {
+  let ids: Promise<string[]> | undefined
+  return () => (ids ??= scheduleTargetIds(ctx, tx, s))
+}
+
+/**
+ * The target ids a run of the schedule would touch now: its target override, else the job's
+ * selection (and per-step targets), as the launch resolves them. A schedule whose run cannot be
+ * resolved covers no target (only windows for all targets apply); its launch then fails and says why.
+ */
+export async function scheduleTargetIds(ctx: AppContext, tx: Db, s: ScheduleRow): Promise<string[]> {
+  try {
+    return await tx.transaction(async (sp) => {
+      const db = sp as unknown as Db
+      const jobRow = await getJobRow(db, s.jobId)
+      const { definition } = await getJobVersion(db, s.jobId, jobRow.currentVersion)
+      const resolved = await resolveRun({ ...ctx, db }, definition, scheduleRunRequest(ctx, s))
+      return resolved.targets.map((t) => t.id)
+    })
+  } catch {
+    return []
+  }
+}
+
+export interface MaintenanceDecision {
+  status: 'skipped' | 'deferred'
+  until: Date
+  detail: { window_id: string; window_name: string; until?: string }
+}
+
+/**
+ * Whether maintenance windows open at `at` cover the run: any covering `skip` window skips it;
+ * otherwise it is deferred to the latest end of the covering `defer` windows.
+ */
+export async function maintenanceDecision(ctx: AppContext, tx: Db, at: Date, targets: () => Promise<string[]>): Promise<MaintenanceDecision | null> {
+  const open = await activeWindows(tx, at)
+  if (!open.length) return null
+  const covering = await windowsCovering({ db: tx }, await targets(), at, open)
+  if (!covering.length) return null
+  const skip = covering.find((c) => c.window.action === 'skip')
+  if (skip) return { status: 'skipped', until: skip.open.end, detail: { window_id: skip.window.id, window_name: skip.window.name } }
+  const last = covering.reduce((a, b) => (b.open.end > a.open.end ? b : a))
+  return { status: 'deferred', until: last.open.end, detail: { window_id: last.window.id, window_name: last.window.name, until: last.open.end.toISOString() } }
+}
+
+/**
+ * Launches deferred occurrences whose window has ended. Each fire row is locked and its status
+ * checked again, so a racing leader cannot launch it twice; the run and the row's move to `fired`
+ * commit together. A window still (or newly) covering it defers it again, or skips it.
+ */
+export async function launchDeferred(ctx: AppContext, opts: FireOptions, limit = 100): Promise<FireCounts> {
+  const counts = emptyCounts()
+  const now = ctx.clock()
+  const due = rowsOf<{ id: string }>(
+    await ctx.db.execute(sql`
+      select id from schedule_fire
+      where status = 'deferred' and coalesce((detail->>'until')::timestamptz, fire_at) <= ${now.toISOString()}::timestamptz
+      order by fire_at limit ${limit}`),
+  )
+  for (const { id } of due) {
+    await ctx.db.transaction(async (t) => {
+      const tx = t as unknown as Db
+      const [f] = await tx.select().from(scheduleFire).where(eq(scheduleFire.id, id)).for('update', { skipLocked: true })
+      if (f?.status !== 'deferred') return
+      const [s] = await tx.select().from(schedule).where(eq(schedule.id, f.scheduleId))
+      if (!s?.enabled || s.deletedAt) {
+        await tx.update(scheduleFire).set({ status: 'skipped', reason: 'schedule_disabled', decidedAt: now, decidedBy: opts.node }).where(eq(scheduleFire.id, f.id))
+        counts.skipped++
+        return
+      }
+      const again = await maintenanceDecision(ctx, tx, now, lazyTargets(ctx, tx, s))
+      if (again) {
+        await tx
+          .update(scheduleFire)
+          .set({ status: again.status, detail: { ...f.detail, ...again.detail, until: again.until.toISOString() }, decidedAt: now, decidedBy: opts.node })
+          .where(eq(scheduleFire.id, f.id))
+        if (again.status === 'skipped') counts.skipped++
+        return
+      }
+      const result = await launchScheduled(ctx, tx, s)
+      if ('error' in result) {
+        await tx.update(scheduleFire).set({ status: 'failed', reason: result.error.slice(0, 500), decidedAt: now, decidedBy: opts.node }).where(eq(scheduleFire.id, f.id))
+        counts.failed++
+        return
+      }
+      const lagMs = now.getTime() - f.fireAt.getTime()
+      await tx.update(scheduleFire).set({ status: 'fired', runId: result.runId, lagMs, decidedAt: now, decidedBy: opts.node }).where(eq(scheduleFire.id, f.id))
+      counts.launched.push(result.runId)
+      counts.fired++
+      counts.maxLagMs = Math.max(counts.maxLagMs, lagMs)
+    })
+  }
   return counts
 }

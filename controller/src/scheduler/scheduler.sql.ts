@@ -83,7 +83,14 @@ export const scheduleFire = pgTable(
     lagMs: integer('lag_ms'),
     detail: jsonb('detail').$type<Record<string, unknown>>(),
   },
-  (t) => [uniqueIndex('schedule_fire_once_idx').on(t.scheduleId, t.fireAt), index('schedule_fire_recent_idx').on(t.scheduleId, t.decidedAt)],
+  (t) => [
+    uniqueIndex('schedule_fire_once_idx').on(t.scheduleId, t.fireAt),
+    index('schedule_fire_recent_idx').on(t.scheduleId, t.decidedAt),
+    // The tick looks for occurrences still waiting (queued for capacity, deferred by a maintenance window).
+    index('schedule_fire_waiting_idx')
+      .on(t.status, t.fireAt)
+      .where(sql`${t.status} in ('queued', 'deferred')`),
+  ],
 )
 export type ScheduleFireRow = typeof scheduleFire.$inferSelect
 

@@ -1,7 +1,7 @@
 import { and, eq, isNull, lte, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
 import { rowsOf } from '../db/migrate.ts'
-import { addCounts, emptyCounts, fireSchedule, launchQueued, retryFailedRuns, startRuns, type FireCounts, type FireOptions } from './fire.ts'
+import { addCounts, emptyCounts, fireSchedule, launchDeferred, launchQueued, retryFailedRuns, startRuns, type FireCounts, type FireOptions } from './fire.ts'
 import { createLeadership, type Leadership } from './leader.ts'
 import { schedule, schedulerState } from './scheduler.sql.ts'
 
@@ -95,6 +95,11 @@ export async function tickScheduler(ctx: AppContext, opts: TickOptions): Promise
     }
     await inParallel([...queued], opts.parallel, (id) => fire(id, launchQueued))
     try {
+      addCounts(counts, await launchDeferred(ctx, opts))
+    } catch (err) {
+      ctx.log.error({ err }, 'scheduler.deferred_failed')
+    }
+    try {
       addCounts(counts, await retryFailedRuns(ctx, opts))
     } catch (err) {
       ctx.log.error({ err }, 'scheduler.retry_failed')
@@ -157,7 +162,7 @@ export class Scheduler {
       // Seeded once per leadership: another leader may have queued occurrences meanwhile.
       this.queued ??= await queuedSchedules(this.ctx)
       const result = await tickScheduler(this.ctx, { ...this.opts, node: this.ctx.nodeId, queuedHint: this.queued })
-      if (result.fired + result.missed + result.skipped + result.queued + result.failed + result.duplicate > 0) {
+      if (result.fired + result.missed + result.skipped + result.queued + result.deferred + result.failed + result.duplicate > 0) {
         this.log.info({ ...result, durationMs: Math.round(result.durationMs) }, 'scheduler.tick')
       }
     } catch (err) {
