@@ -52,3 +52,16 @@ export async function call<T = any>(
   }
   return { status: res.status, body: body as T, headers: res.headers }
 }
+
+/** `call` bound to one app and one user: `as(op).post('/api/v1/…', body)`. */
+export function callerFor(app: Hono<AppEnv>) {
+  return (user: TestUser) => ({
+    get: (path: string) => call(app, 'GET', path, { token: user.token }),
+    post: (path: string, body: unknown = {}) => call(app, 'POST', path, { token: user.token, body }),
+    put: (path: string, body: unknown) => call(app, 'PUT', path, { token: user.token, body }),
+    del: (path: string) => call(app, 'DELETE', path, { token: user.token }),
+  })
+}
+
+/** The JSON paths a 400's details name. */
+export const errorPaths = (body: any): string[] => body.error.details.map((d: { path: string }) => d.path)

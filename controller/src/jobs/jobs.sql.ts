@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 import type { JobDefinition } from './definition.ts'
+import { editedColumns } from '../db/columns.ts'
 
 /** A job: its identity and pointer to the current version. Deleting keeps it (runs point at its versions). */
 export const job = pgTable(
@@ -11,11 +12,7 @@ export const job = pgTable(
     currentVersion: integer('current_version').notNull(),
     enabled: boolean('enabled').notNull().default(true),
     tags: jsonb('tags').$type<string[]>().notNull().default([]),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
-    createdBy: text('created_by'),
-    updatedBy: text('updated_by'),
-    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    ...editedColumns(),
   },
   (t) => [
     uniqueIndex('job_name_lower_idx')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { and, desc, eq } from 'drizzle-orm'
-import { call, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
+import { callerFor, errorPaths, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { createApp } from '../app.ts'
 import { auditLog } from '../audit/audit.sql.ts'
@@ -41,16 +41,9 @@ before(async () => {
 })
 after(() => t.close())
 
+const as = (user: TestUser) => callerFor(app)(user)
 const PATH = '/api/v1/maintenance-windows'
-function as(user: TestUser) {
-  return {
-    get: (path: string) => call(app, 'GET', path, { token: user.token }),
-    post: (path: string, body: unknown = {}) => call(app, 'POST', path, { token: user.token, body }),
-    put: (path: string, body: unknown) => call(app, 'PUT', path, { token: user.token, body }),
-    del: (path: string) => call(app, 'DELETE', path, { token: user.token }),
-  }
-}
-const paths = (body: any): string[] => body.error.details.map((d: { path: string }) => d.path)
+const paths = errorPaths
 const soon = (minutes: number) => new Date(Date.now() + minutes * 60_000).toISOString()
 
 describe('maintenance windows API', () => {

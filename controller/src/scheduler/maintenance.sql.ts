@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm'
 import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { editedColumns } from '../db/columns.ts'
 
 export type WindowKind = 'one_off' | 'cron' | 'weekly'
 export type WindowAction = 'skip' | 'defer'
@@ -32,11 +33,7 @@ export const maintenanceWindow = pgTable(
     ranges: jsonb('ranges').$type<WeeklyRange[]>(),
     appliesTo: jsonb('applies_to').$type<AppliesTo>().notNull(),
     action: text('action').$type<WindowAction>().notNull().default('skip'),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
-    createdBy: text('created_by'),
-    updatedBy: text('updated_by'),
-    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    ...editedColumns(),
   },
   (t) => [
     uniqueIndex('maintenance_window_name_lower_idx')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { eq } from 'drizzle-orm'
-import { call, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
+import { call, callerFor, errorPaths, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { createApp } from '../app.ts'
 import { auditLog } from '../audit/audit.sql.ts'
@@ -36,16 +36,9 @@ before(async () => {
 })
 after(() => t.close())
 
+const as = (user: TestUser) => callerFor(app)(user)
 const PATH = '/api/v1/schedules'
-function as(user: TestUser) {
-  return {
-    get: (path: string) => call(app, 'GET', path, { token: user.token }),
-    post: (path: string, body: unknown = {}) => call(app, 'POST', path, { token: user.token, body }),
-    put: (path: string, body: unknown) => call(app, 'PUT', path, { token: user.token, body }),
-    del: (path: string) => call(app, 'DELETE', path, { token: user.token }),
-  }
-}
-const paths = (body: any): string[] => body.error.details.map((d: { path: string }) => d.path)
+const paths = errorPaths
 let counter = 0
 const valid = (extra: Record<string, unknown> = {}) => ({ name: `nightly-${++counter}`, job_id: jobId, cron: '30 2 * * *', timezone: 'America/New_York', parameters: { svc: 'db' }, ...extra })
 

@@ -3,6 +3,7 @@ import { boolean, index, integer, jsonb, pgTable, real, text, timestamp, uniqueI
 import type { SealedSecret } from '../crypto/secret-box.ts'
 import { job } from '../jobs/jobs.sql.ts'
 import { run } from '../runs/runs.sql.ts'
+import { editedColumns } from '../db/columns.ts'
 
 export type MisfirePolicy = 'skip' | 'run_once' | 'run_all'
 export type ConcurrencyPolicy = 'allow' | 'skip' | 'queue'
@@ -38,11 +39,7 @@ export const schedule = pgTable(
     /** The next occurrence the leader will fire (null: none left, or disabled). */
     nextFireAt: timestamp('next_fire_at', { withTimezone: true }),
     lastFireAt: timestamp('last_fire_at', { withTimezone: true }),
-    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
-    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
-    createdBy: text('created_by'),
-    updatedBy: text('updated_by'),
-    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    ...editedColumns(),
   },
   (t) => [
     uniqueIndex('schedule_name_lower_idx')
