@@ -28,6 +28,9 @@ function config(): ControllerConfig {
   }
 }
 
+/** The graceful stop's hard limit (the listeners themselves drain within 8 s). */
+const STOP_DEADLINE_MS = 30_000
+
 async function runController(): Promise<void> {
   const cfg = config()
   const log = createLogger({ level: cfg.OPSC_LOG_LEVEL, pretty: process.stdout.isTTY })
@@ -45,6 +48,13 @@ async function runController(): Promise<void> {
     }
     stopping = true
     log.info({ signal }, 'controller.signal')
+    // Work abandoned by the bounded stop fails once its connections close: expected now, not a crash.
+    process.on('unhandledRejection', (err) => log.warn({ err }, 'controller.stop_abandoned_work_failed'))
+    // A part that never finishes stopping (a database that vanished mid-query) must not keep the process alive.
+    setTimeout(() => {
+      log.error({ afterMs: STOP_DEADLINE_MS }, 'controller.stop_timed_out')
+      process.exit(1)
+    }, STOP_DEADLINE_MS).unref()
     controller.stop().then(
       () => process.exit(0),
       (err) => {

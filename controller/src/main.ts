@@ -28,6 +28,7 @@ import { verifyMasterKey } from './crypto/key-check.ts'
 import { loadMasterKeyring } from './crypto/master-key.ts'
 import { announceFirstAdmin } from './users/first-admin.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
+import { settledWithin } from './wait.ts'
 import { closeSshPool } from './executors/ssh/index.ts'
 import { closeWinrmPools } from './executors/winrm/index.ts'
 
@@ -35,6 +36,8 @@ const NODE_HEARTBEAT_MS = 15_000
 const READINESS_POLL_MS = 5_000
 /** Shutdown must finish within 10 s; in-flight work gets most of it. */
 const SHUTDOWN_GRACE_MS = 8_000
+/** Longer than any part's own bounded stop (the scheduler's and engine's 5 s waits, the pool's 5 s end). */
+const STOP_PHASE_LIMIT_MS = 6_000
 
 export interface RunningController {
   httpPort: number
@@ -187,18 +190,27 @@ async function stopController(
   ctx.readiness.markStopping()
   parts.grpc.setServing('NOT_SERVING')
   for (const t of parts.timers) clearInterval(t)
+  // Each phase is timed (debug), its failure logged, and its wait bounded: a database that vanished
+  // can leave a query unanswered for good, and the stop must still end.
+  const phase = async (name: string, fn: () => Promise<unknown> | void, limitMs = STOP_PHASE_LIMIT_MS) => {
+    const t0 = Date.now()
+    ctx.log.debug({ phase: name }, 'controller.stop_phase')
+    const done = (async () => fn())().catch((err) => ctx.log.warn({ err, phase: name }, 'controller.stop_phase_failed'))
+    if (!(await settledWithin(limitMs, done))) ctx.log.warn({ phase: name, limitMs }, 'controller.stop_phase_abandoned')
+    ctx.log.debug({ phase: name, ms: Date.now() - t0 }, 'controller.stop_phase_done')
+  }
   // No new fires from here; the leadership frees at once for another controller.
-  await parts.scheduler.stop().catch((err) => ctx.log.warn({ err }, 'scheduler.stop_failed'))
+  await phase('scheduler', () => parts.scheduler.stop())
   // No new work is claimed; what runs here keeps its lease until it ends or another controller takes it.
-  await parts.engine.stop().catch((err) => ctx.log.warn({ err }, 'runs.engine_stop_failed'))
+  await phase('engine', () => parts.engine.stop())
   // Pooled agentless connections: idle SSH connections close, idle WinRM shells are deleted on their hosts.
-  closeSshPool(ctx)
-  await closeWinrmPools().catch((err) => ctx.log.warn({ err }, 'winrm.pool_close_failed'))
+  await phase('ssh', () => closeSshPool(ctx))
+  await phase('winrm', () => closeWinrmPools())
   // Agents learn first, so they reconnect (to another controller, or to this one when it is back) spread out.
-  await parts.gateway.drain('controller stopping').catch((err) => ctx.log.warn({ err }, 'agents.drain_failed'))
+  await phase('agents', () => parts.gateway.drain('controller stopping'))
   // Both listeners drain at once so the whole stop stays inside the 10 s budget.
-  await Promise.all([parts.http.close(SHUTDOWN_GRACE_MS), parts.grpc.close(SHUTDOWN_GRACE_MS)])
-  await markControllerNodeStopped(ctx.db, ctx.nodeId, ctx.clock()).catch((err) => ctx.log.warn({ err }, 'controller.deregister_failed'))
-  await parts.cleanup()
+  await phase('listeners', () => Promise.all([parts.http.close(SHUTDOWN_GRACE_MS), parts.grpc.close(SHUTDOWN_GRACE_MS)]), SHUTDOWN_GRACE_MS + 1_000)
+  await phase('deregister', () => markControllerNodeStopped(ctx.db, ctx.nodeId, ctx.clock()))
+  await phase('cleanup', () => parts.cleanup())
   ctx.log.info({ durationMs: Date.now() - started }, 'controller.stopped')
 }

@@ -21,6 +21,9 @@ export interface ControllerProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; durationMs: number }>
 }
 
+/** Longer than the controller's own stop deadline, so its forced exit is seen first. */
+const STOP_WAIT_MS = 45_000
+
 export function tempDataDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'opsc-data-'))
 }
@@ -89,7 +92,17 @@ export async function startControllerProcess(opts: { dataDir?: string; env?: Rec
     async stop(signal = 'SIGTERM') {
       const t0 = Date.now()
       if (proc.exitCode === null) proc.kill(signal)
-      const code = await exited
+      // A stop that hangs is a bug to report with what the controller last said, never a hung suite.
+      let timer: NodeJS.Timeout | undefined
+      const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), STOP_WAIT_MS)))
+      const code = await Promise.race([exited, hung])
+      clearTimeout(timer)
+      if (code === 'hung') {
+        proc.kill('SIGKILL')
+        await exited
+        const tail = logs.slice(-15).map((l) => JSON.stringify(l)).join('\n')
+        throw new Error(`controller did not exit within ${STOP_WAIT_MS} ms of ${signal}; its last log lines:\n${tail}\n${stderr.slice(-2000)}`)
+      }
       return { code, durationMs: Date.now() - t0 }
     },
   }

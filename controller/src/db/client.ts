@@ -9,6 +9,7 @@ import postgres from 'postgres'
 import { UnavailableError } from '../errors.ts'
 import { redactUrl } from '../log.ts'
 import * as schema from './schema.ts'
+import { settledWithin } from '../wait.ts'
 
 export type Schema = typeof schema
 /** The one query interface both backends share; features take this, never a driver. */
@@ -38,6 +39,8 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
   return database
 }
 
+const UNLISTEN_WAIT_MS = 2_000
+
 function openPostgres(url: string): Database {
   const client = postgres(url, {
     max: 10,
@@ -55,7 +58,9 @@ function openPostgres(url: string): Database {
     ping: () => pingWith(db, description),
     listen: async (channel, onNotify) => {
       const { unlisten } = await client.listen(channel, (payload) => onNotify(payload))
-      return unlisten
+      // UNLISTEN waits for the listen connection, which may be reconnecting to a database that is
+      // gone: bounded, since close() ends that connection anyway.
+      return () => settledWithin(UNLISTEN_WAIT_MS, unlisten()).then(() => {})
     },
     close: () => client.end({ timeout: 5 }),
   }

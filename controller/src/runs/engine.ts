@@ -10,6 +10,7 @@ import { pruneRuns } from './retention.ts'
 import { run, runTarget, stepRun, type RunRow, type StepRunRow, type TargetSnapshot } from './runs.sql.ts'
 import { Batcher } from '../db/batcher.ts'
 import { cleanUpRemote } from '../executors/remote-cleanup.ts'
+import { settledWithin } from '../wait.ts'
 
 /*
  * The work loop every controller runs. Step runs that the coordinator made ready are claimed
@@ -20,6 +21,7 @@ import { cleanUpRemote } from '../executors/remote-cleanup.ts'
 
 export const CANCEL_CHANNEL = 'opsc_run_cancel'
 const POLL_MS = 1_000
+const STOP_WAIT_MS = 5_000
 const ADVANCE_SWEEP_MS = 2_000
 const PRUNE_EVERY_MS = 3_600_000
 const FIRST_PRUNE_MS = 60_000
@@ -93,7 +95,8 @@ export class RunEngine {
     for (const u of this.unlisten) await u().catch(() => {})
     this.unlisten = []
     await this.events.stop()
-    await this.claiming
+    // A claim stuck on a vanished database is abandoned: what it claimed is left to its lease.
+    if (!(await settledWithin(STOP_WAIT_MS, this.claiming))) this.ctx.log.warn({ waitedMs: STOP_WAIT_MS }, 'runs.stop_abandoned_claim')
   }
 
   /** Cancels a run everywhere: queued work ends now, running work is signalled on every controller. */

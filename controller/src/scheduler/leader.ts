@@ -1,6 +1,7 @@
 import postgres from 'postgres'
 import type { Database } from '../db/client.ts'
 import type { Logger } from '../log.ts'
+import { answerWithin } from '../wait.ts'
 
 /*
  * Scheduler leadership: a Postgres session advisory lock held on a connection of its own for as
@@ -12,6 +13,7 @@ import type { Logger } from '../log.ts'
 /** pg_try_advisory_lock(int, int): 'opsc' and the scheduler's slot. */
 const LOCK_CLASS = 0x6f707363
 const LOCK_SCHEDULER = 1
+const QUERY_WAIT_MS = 10_000
 
 export interface Leadership {
   /** Takes the lock if free; true while this process holds it. */
@@ -56,18 +58,33 @@ class AdvisoryLeadership implements Leadership {
 
   async acquire(): Promise<boolean> {
     if (this.pid !== undefined && (await this.holds())) return true
-    const [row] = await this.connection()<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_SCHEDULER}) as ok, pg_backend_pid() as pid`
+    const [row] = await this.bounded(this.connection()<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_SCHEDULER}) as ok, pg_backend_pid() as pid`)
     this.pid = row?.ok ? row.pid : undefined
     return this.pid !== undefined
+  }
+
+  /**
+   * A query on this connection that has not answered in time (the server or its database went
+   * away mid-query) fails, and the connection is dropped so the next attempt starts clean —
+   * a hung leadership check must never stall the tick loop or the controller's stop.
+   */
+  private async bounded<T>(query: Promise<T>): Promise<T> {
+    try {
+      return await answerWithin(QUERY_WAIT_MS, query, 'scheduler leadership query')
+    } catch (err) {
+      this.pid = undefined
+      await this.close()
+      throw err
+    }
   }
 
   async holds(): Promise<boolean> {
     if (this.pid === undefined || !this.sql) return false
     try {
-      const [row] = await this.sql<{ held: boolean }[]>`
+      const [row] = await this.bounded(this.sql<{ held: boolean }[]>`
         select exists (select 1 from pg_locks where locktype = 'advisory' and granted
           and classid = ${LOCK_CLASS} and objid = ${LOCK_SCHEDULER} and objsubid = 2 and pid = pg_backend_pid()) as held,
-          pg_backend_pid() as pid`
+          pg_backend_pid() as pid`)
       if (!row?.held) this.pid = undefined
       return Boolean(row?.held)
     } catch (err) {
@@ -81,7 +98,7 @@ class AdvisoryLeadership implements Leadership {
 
   async release(): Promise<void> {
     if (this.sql && this.pid !== undefined) {
-      await this.sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_SCHEDULER})`.catch(() => {})
+      await this.bounded(this.sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_SCHEDULER})`).catch(() => {})
     }
     this.pid = undefined
     await this.close()
