@@ -4,7 +4,7 @@ import { ValidationError } from '../errors.ts'
 import { issuePath } from '../http/validate.ts'
 import { parseSelector } from '../selectors/parse.ts'
 import { isUuid } from '../db/client.ts'
-import { checkTemplate, hasTemplate } from './template.ts'
+import { checkTemplate, hasTemplate, parseTemplate, TemplateError } from './template.ts'
 
 /*
  * A job definition in its normalised form (what GET returns and versions store), and the parser
@@ -89,6 +89,74 @@ const RetryPolicy = z
   })
   .strict()
 
+/** Another job whose runs, on finishing with the given outcome, start a run of this job. */
+export const DependencyTrigger = z
+  .object({
+    /** The upstream job: its name or id (stored by id once saved, see jobs/dependencies). */
+    job: z.string().trim().min(1, 'required').max(200),
+    on: z.enum(['success', 'failure', 'any']).default('success'),
+    /** Upstream parameter values passed to this job's parameters of the same name. */
+    pass_parameters: z.boolean().default(false),
+    /** This job's parameters from templates over the upstream run (`{{ upstream.params.x }}`, `{{ upstream.status }}`). */
+    parameters: z.record(z.string(), z.union([z.string().max(64 * 1024), z.number(), z.boolean()])).default({}),
+    /** The triggered run's time limit (its deadline), counted from the upstream run's end. */
+    timeout_sec: z.number().int().min(1).max(30 * 86400).optional(),
+  })
+  .strict()
+export type DependencyTrigger = z.output<typeof DependencyTrigger>
+
+/** What a dependency's parameter templates may read besides `upstream.params.<name>`. */
+const UPSTREAM_FIELDS = ['status', 'run_id', 'job']
+
+/**
+ * The upstream parameters a dependency's parameter value reads (`{{ upstream.params.x }}`), and
+ * why it is refused: a grammar error, or anything but `upstream.…` and literals.
+ */
+export function upstreamReads(value: unknown): { params: string[]; problems: string[] } {
+  if (typeof value !== 'string' || !hasTemplate(value)) return { params: [], problems: [] }
+  let parts
+  try {
+    parts = parseTemplate(value).parts
+  } catch (err) {
+    if (err instanceof TemplateError) return { params: [], problems: [err.message] }
+    throw err
+  }
+  const params = new Set<string>()
+  const problems = new Set<string>()
+  for (const part of parts) {
+    if (part.kind !== 'expr' || part.expr.primary.kind === 'literal') continue
+    const p = part.expr.primary
+    if (p.kind === 'param' && p.name === 'upstream') {
+      const [field, name, ...rest] = p.path
+      if (field === 'params' && name !== undefined && rest.length === 0) {
+        params.add(name)
+        continue
+      }
+      if (field !== undefined && UPSTREAM_FIELDS.includes(field) && name === undefined) continue
+    }
+    problems.add(`${part.expr.source} at ${part.expr.position}: only upstream.params.<name>, upstream.status, upstream.run_id and upstream.job can be used here`)
+  }
+  return { params: [...params], problems: [...problems] }
+}
+
+/** A dependency's `parameters`: this job's parameters, templates over the upstream run or fixed values of the right type. */
+function triggerProblems(t: DependencyTrigger, defs: ParameterDef[], add: (path: (string | number)[], message: string) => void): void {
+  const byName = new Map(defs.map((d) => [d.name, d]))
+  for (const [name, value] of Object.entries(t.parameters)) {
+    const p = byName.get(name)
+    if (!p) add(['parameters', name], 'not a parameter of this job')
+    else if (typeof value === 'string' && hasTemplate(value)) for (const message of upstreamReads(value).problems) add(['parameters', name], message)
+    else if (p.type === 'secret') add(['parameters', name], 'a secret parameter cannot have a fixed value here (it would be stored in the job): pass it from the upstream run')
+    else {
+      try {
+        coerceParameter(p, value)
+      } catch (err) {
+        add(['parameters', name], (err as Error).message)
+      }
+    }
+  }
+}
+
 const JobShape = z
   .object({
     name: z.string().trim().min(1, 'required').max(200),
@@ -104,6 +172,11 @@ const JobShape = z
     retry: RetryPolicy.default({ retries: 0, backoff_sec: 10, backoff_multiplier: 2 }),
     tags: z.array(z.string().trim().min(1).max(64)).max(50).default([]),
     enabled: z.boolean().default(true),
+    /** `target`: runs of every job with this lock never touch one target at once (later runs wait, FIFO). */
+    lock: z.enum(['target']).nullish(),
+    /** Runs of this job active at once; later runs wait (oldest first), across controllers. */
+    max_concurrent_runs: z.number().int().min(1).max(10_000).nullish(),
+    triggered_by: z.array(DependencyTrigger).max(20).default([]),
   })
   .strict()
 
@@ -118,6 +191,10 @@ export interface JobDefinition {
   retry: z.output<typeof RetryPolicy>
   tags: string[]
   enabled: boolean
+  // Optional: versions saved before these fields existed do not have them.
+  lock?: 'target' | null
+  max_concurrent_runs?: number | null
+  triggered_by?: DependencyTrigger[]
 }
 
 const DEFAULT_STEP_TIMEOUT_SEC = 3600
@@ -133,6 +210,8 @@ const ALIASES: Record<string, string> = {
   failurePercent: 'failure_percent',
   backoffSec: 'backoff_sec',
   backoffMultiplier: 'backoff_multiplier',
+  maxConcurrentRuns: 'max_concurrent_runs',
+  triggeredBy: 'triggered_by',
 }
 
 function dealias(value: unknown): unknown {
@@ -230,6 +309,7 @@ export function parseJobDefinition(input: unknown): JobDefinition {
     }
     seen.add(id)
   })
+  base?.triggered_by.forEach((t, i) => triggerProblems(t, parameters, (path, message) => add(['triggered_by', i, ...path], message)))
   if (base && base.fan_out.failure_count !== undefined && base.fan_out.failure_percent !== undefined) {
     add(['fan_out', 'failure_percent'], 'give failure_count or failure_percent, not both')
   }
@@ -247,6 +327,9 @@ export function parseJobDefinition(input: unknown): JobDefinition {
     retry: base.retry,
     tags: [...new Set(base.tags)],
     enabled: base.enabled,
+    lock: base.lock ?? null,
+    max_concurrent_runs: base.max_concurrent_runs ?? null,
+    triggered_by: base.triggered_by,
   }
 }
 

@@ -7,6 +7,7 @@ import { PageQuery, parseQuery } from '../http/pagination.ts'
 import { readJson } from '../http/validate.ts'
 import { createJob, exportDefinition, getJob, getJobRow, getJobVersion, importJobs, listJobs, ListJobsQuery, listVersions, removeJob, updateJob } from './service.ts'
 import { jobRunRoutes } from '../runs/routes.ts'
+import { listDependencies } from './dependencies.ts'
 
 const AnyJson = z.unknown()
 const Version = z.coerce.number().int().min(1)
@@ -43,6 +44,10 @@ export const jobsRoutes = new Hono<AppEnv>()
     const fileName = row.name.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 100) || 'job'
     c.header('content-disposition', `attachment; filename="${fileName}.json"`)
     return c.json(exportDefinition(version.definition))
+  })
+  .get('/:id/dependencies', allow('viewer'), async (c) => {
+    const row = await getJobRow(c.var.ctx.db, c.req.param('id'))
+    return c.json(await listDependencies(c.var.ctx.db, row.id))
   })
   .get('/:id/versions', allow('viewer'), async (c) => {
     const page = parseQuery(PageQuery, c.req.query())

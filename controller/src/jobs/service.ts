@@ -7,6 +7,7 @@ import { containsText } from '../db/text-search.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { parseJobDefinition, type JobDefinition, type StepDef } from './definition.ts'
+import { importOrder, removeDependencies, saveDependencies } from './dependencies.ts'
 import { job, jobVersion, type JobRow, type JobVersionRow } from './jobs.sql.ts'
 
 /** A step as the API shows it: the common fields and the type's own fields side by side (as it is written). */
@@ -61,7 +62,8 @@ export async function createJob(ctx: AppContext, principal: Principal | undefine
         .insert(job)
         .values({ name: definition.name, currentVersion: 1, enabled: definition.enabled, tags: definition.tags, createdBy: by, updatedBy: by })
         .returning()
-      const version = await insertVersion(tx as unknown as Db, row!.id, 1, definition, by)
+      const stored = await saveDependencies(tx as unknown as Db, row!.id, definition)
+      const version = await insertVersion(tx as unknown as Db, row!.id, 1, stored, by)
       return jobDto(row!, version)
     })
   } catch (err) {
@@ -76,7 +78,9 @@ export async function getJobRow(db: Db, id: string, opts: { forUpdate?: boolean 
     .select()
     .from(job)
     .where(and(eq(job.id, id), isNull(job.deletedAt)))
-  const [row] = opts.forUpdate ? await query.for('update') : await query
+  // `no key update`: rows that reference the job (dependency edges, fires, schedules) take key-share
+  // locks on it; a full `update` lock would deadlock two saves that each add an edge to the other.
+  const [row] = opts.forUpdate ? await query.for('no key update') : await query
   if (!row) throw new NotFoundError('job', id)
   return row
 }
@@ -105,7 +109,7 @@ export async function updateJob(ctx: AppContext, principal: Principal | undefine
       const row = await getJobRow(db, id, { forUpdate: true })
       const before = jobDto(row, await getJobVersion(db, id, row.currentVersion))
       const next = row.currentVersion + 1
-      const version = await insertVersion(db, id, next, definition, by)
+      const version = await insertVersion(db, id, next, await saveDependencies(db, id, definition), by)
       const [updated] = await db
         .update(job)
         .set({ name: definition.name, currentVersion: next, enabled: definition.enabled, tags: definition.tags, updatedAt: ctx.clock(), updatedBy: by })
@@ -123,7 +127,10 @@ export async function updateJob(ctx: AppContext, principal: Principal | undefine
 export async function removeJob(ctx: AppContext, id: string): Promise<JobDto> {
   const row = await getJobRow(ctx.db, id)
   const dto = jobDto(row, await getJobVersion(ctx.db, id, row.currentVersion))
-  await ctx.db.update(job).set({ deletedAt: ctx.clock() }).where(eq(job.id, id))
+  await ctx.db.transaction(async (tx) => {
+    await tx.update(job).set({ deletedAt: ctx.clock() }).where(eq(job.id, id))
+    await removeDependencies(tx as unknown as Db, id)
+  })
   return dto
 }
 
@@ -206,14 +213,17 @@ export async function importJobs(ctx: AppContext, principal: Principal | undefin
   })
   if (problems.length) throw new ValidationError(`invalid import: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems)
   const items: { name: string; id: string; version: number; created: boolean }[] = []
-  for (const item of list) {
-    const definition = parseJobDefinition(item)
+  const definitions = list.map((item) => parseJobDefinition(item))
+  // Upstream jobs of the import first, so the jobs they trigger can name them.
+  for (const i of importOrder(definitions)) {
+    const item = list[i]
+    const definition = definitions[i]!
     const [existing] = await ctx.db
       .select({ id: job.id })
       .from(job)
       .where(and(sql`lower(${job.name}) = lower(${definition.name})`, isNull(job.deletedAt)))
     const saved = existing ? (await updateJob(ctx, principal, existing.id, item)).after : await createJob(ctx, principal, item)
-    items.push({ name: saved.name, id: saved.id, version: saved.version, created: !existing })
+    items[i] = { name: saved.name, id: saved.id, version: saved.version, created: !existing }
   }
   return { items }
 }

@@ -8,13 +8,14 @@ import { isUuid, uuidArray, type Db } from '../db/client.ts'
 import { stepType } from '../executors/registry.ts'
 import { AppError, ValidationError } from '../errors.ts'
 import { resolveParameters, type JobDefinition, type StepDef } from '../jobs/definition.ts'
+import type { JobRow } from '../jobs/jobs.sql.ts'
 import { getJobRow, getJobVersion } from '../jobs/service.ts'
 import { hasTemplate, renderTemplate } from '../jobs/template.ts'
 import { windowsCovering } from '../scheduler/maintenance.ts'
 import { resolveSelector } from '../selectors/compile.ts'
 import { target, type TargetRow } from '../targets/targets.sql.ts'
 import { advanceRun } from './coordinator.ts'
-import { run, runParamsAad, runTarget, stepRun, type TargetSnapshot, type Transport } from './runs.sql.ts'
+import { run, runParamsAad, runTarget, stepRun, type RunTrigger, type TargetSnapshot, type Transport } from './runs.sql.ts'
 
 /*
  * Starting a run: parameters checked, targets resolved and frozen, one step run per (step,
@@ -86,12 +87,14 @@ function renderSelector(selector: string, params: Record<string, unknown>, path:
   }
 }
 
-/** Parameters and targets of a run, before anything is written (also what a plan shows). */
-export async function resolveRun(ctx: AppContext, definition: JobDefinition, request: RunRequest): Promise<ResolvedRun> {
+/**
+ * Parameters and targets of a run, before anything is written (also what a plan shows). `cache`
+ * (selector → target ids) may be shared by the runs of one batch, resolved in one transaction.
+ */
+export async function resolveRun(ctx: AppContext, definition: JobDefinition, request: RunRequest, cache = new Map<string, string[]>()): Promise<ResolvedRun> {
   const parameters = resolveParameters(definition.parameters, request.parameters)
   const explicit = Array.isArray(request.targets) ? await explicitTargets(ctx.db, request.targets) : undefined
   const runSelector = typeof request.targets === 'string' ? request.targets : explicit ? null : definition.targets ? renderSelector(definition.targets, parameters, 'targets') : null
-  const cache = new Map<string, string[]>()
   const resolve = async (selector: string, path: string): Promise<string[]> => {
     const cached = cache.get(selector)
     if (cached) return cached
@@ -146,8 +149,12 @@ export function targetSnapshot(t: TargetRow): TargetSnapshot {
 }
 
 export interface LaunchOptions {
-  trigger: 'manual' | 'retry' | 'schedule'
+  trigger: RunTrigger
   retryOf?: string
+  /** A dependency's run: the upstream run that started it. */
+  triggeredByRun?: string
+  /** Overrides the job's `timeout_sec` (a dependency's own timeout). */
+  timeoutSec?: number
   /** For a retry: the exact (step, target) pairs to run instead of resolving selectors again. */
   only?: { stepIndex: number; targetId: string | null }[]
   version?: number
@@ -178,7 +185,7 @@ export async function launchRun(
   const jobRow = await getJobRow(ctx.db, jobId)
   const version = opts.version ?? jobRow.currentVersion
   const definition = (await getJobVersion(ctx.db, jobId, version)).definition
-  if (!jobRow.enabled && opts.trigger !== 'retry') throw new AppError('CONFLICT', `job ${jobRow.name} is disabled`)
+  assertLaunchable(jobRow, opts.trigger)
   const resolved = await resolveRun(ctx, definition, request)
   const overridden = opts.maintenance ? await checkMaintenance(ctx, resolved, opts.maintenance) : undefined
   if (opts.only) {
@@ -186,8 +193,50 @@ export async function launchRun(
     for (const s of resolved.steps) s.targets = s.targets.filter((t) => wanted.has(`${s.index}:${t ?? ''}`))
   }
   const runId = randomUUID()
-  const now = ctx.clock()
-  const actor = opts.requestedBy ?? actorOf(principal)
+  const rows = runRows(ctx, resolved, { runId, jobId, version, trigger: opts.trigger, retryOf: opts.retryOf, triggeredByRun: opts.triggeredByRun, timeoutSec: opts.timeoutSec, actor: opts.requestedBy ?? actorOf(principal), now: ctx.clock() })
+  const write = async (db: Db) => {
+    await db.insert(run).values(rows.run)
+    for (let i = 0; i < rows.targets.length; i += 1000) await db.insert(runTarget).values(rows.targets.slice(i, i + 1000))
+    for (let i = 0; i < rows.steps.length; i += 1000) await db.insert(stepRun).values(rows.steps.slice(i, i + 1000))
+  }
+  if (opts.tx) {
+    await write(opts.tx)
+    return { runId, targetCount: resolved.targets.length }
+  }
+  await ctx.db.transaction((tx) => write(tx as unknown as Db))
+  await advanceRun(ctx, runId)
+  return { runId, targetCount: resolved.targets.length, ...(overridden?.length ? { maintenanceOverridden: overridden } : {}) }
+}
+
+/** A disabled job launches nothing but retries of its runs. */
+export function assertLaunchable(jobRow: Pick<JobRow, 'name' | 'enabled'>, trigger: LaunchOptions['trigger']): void {
+  if (!jobRow.enabled && trigger !== 'retry') throw new AppError('CONFLICT', `job ${jobRow.name} is disabled`)
+}
+
+export interface RunIdentity {
+  runId: string
+  jobId: string
+  version: number
+  trigger: LaunchOptions['trigger']
+  retryOf?: string | undefined
+  triggeredByRun?: string | undefined
+  timeoutSec?: number | undefined
+  actor: Actor
+  now: Date
+}
+
+export interface RunRows {
+  run: typeof run.$inferInsert
+  targets: (typeof runTarget.$inferInsert)[]
+  steps: (typeof stepRun.$inferInsert)[]
+}
+
+/** The rows a resolved run is written as (run, frozen targets, one queued step run per step and target); secret parameters sealed. */
+const timeoutSec = (definition: JobDefinition, id: RunIdentity) => id.timeoutSec ?? definition.timeout_sec
+
+export function runRows(ctx: Pick<AppContext, 'keyring'>, resolved: ResolvedRun, id: RunIdentity): RunRows {
+  const { runId, now, actor } = id
+  const definition = resolved.definition
   const secretNames = definition.parameters.filter((p) => p.type === 'secret').map((p) => p.name)
   const shown = { ...resolved.parameters }
   const secrets: Record<string, unknown> = {}
@@ -196,27 +245,29 @@ export async function launchRun(
     if (shown[name] !== undefined) shown[name] = '****'
   }
   const byId = new Map(resolved.targets.map((t) => [t.id, t]))
-  const write = async (db: Db) => {
-    await db.insert(run).values({
+  return {
+    run: {
       id: runId,
-      jobId,
-      jobVersion: version,
+      jobId: id.jobId,
+      jobVersion: id.version,
       jobName: definition.name,
       status: 'queued',
       parameters: shown,
       secretParams: Object.keys(secrets).length ? sealSecret(ctx.keyring, JSON.stringify(secrets), runParamsAad(runId)) : null,
       selector: resolved.selector,
-      trigger: opts.trigger,
-      retryOf: opts.retryOf ?? null,
+      trigger: id.trigger,
+      retryOf: id.retryOf ?? null,
+      triggeredByRun: id.triggeredByRun ?? null,
+      // A job with a concurrency cap admits its runs one by one in the coordinator.
+      admitted: !definition.max_concurrent_runs,
       requestedBy: actor.id,
       requestedByName: actor.name,
       createdAt: now,
-      deadline: definition.timeout_sec ? new Date(now.getTime() + definition.timeout_sec * 1000) : null,
+      deadline: timeoutSec(definition, id) ? new Date(now.getTime() + timeoutSec(definition, id)! * 1000) : null,
       targetCount: resolved.targets.length,
-    })
-    const targetRows = resolved.targets.map((t, position) => ({ runId, targetId: t.id, position, name: t.name, snapshot: targetSnapshot(t), ...transportOf(t) }))
-    for (let i = 0; i < targetRows.length; i += 1000) await db.insert(runTarget).values(targetRows.slice(i, i + 1000))
-    const stepRows = resolved.steps.flatMap((s) =>
+    },
+    targets: resolved.targets.map((t, position) => ({ runId, targetId: t.id, position, name: t.name, snapshot: targetSnapshot(t), ...transportOf(t) })),
+    steps: resolved.steps.flatMap((s) =>
       s.targets.map((targetId) => {
         const t = targetId ? byId.get(targetId) : undefined
         return {
@@ -232,16 +283,8 @@ export async function launchRun(
           ...stepTransport(s.step, t),
         }
       }),
-    )
-    for (let i = 0; i < stepRows.length; i += 1000) await db.insert(stepRun).values(stepRows.slice(i, i + 1000))
+    ),
   }
-  if (opts.tx) {
-    await write(opts.tx)
-    return { runId, targetCount: resolved.targets.length }
-  }
-  await ctx.db.transaction((tx) => write(tx as unknown as Db))
-  await advanceRun(ctx, runId)
-  return { runId, targetCount: resolved.targets.length, ...(overridden?.length ? { maintenanceOverridden: overridden } : {}) }
 }
 
 /** Open maintenance windows covering the run's targets: a 409 naming them, unless overridden. */

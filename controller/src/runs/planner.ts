@@ -33,6 +33,8 @@ export interface RunPolicy {
   backoffMultiplier: number
   /** Stop: queued work ends with this status (cancel → cancelled, run deadline → timed_out). */
   stopping?: 'cancelled' | 'timed_out' | undefined
+  /** Targets the run may not start on yet (another run holds their target lock). */
+  blocked?: ReadonlySet<string> | undefined
 }
 
 export interface Decision {
@@ -96,6 +98,7 @@ export function planRun(steps: PlannedStep[], attempts: Attempt[], positions: Ma
   const laneDone = (lane: Lane) => [...lane.steps.values()].every((a) => stepDone(lane, a))
   const laneStarted = (lane: Lane) => [...lane.steps.values()].some((a) => status.get(a.id) !== 'queued' || ready.has(a.id) || retrying.has(`${lane.key}:${a.stepIndex}`))
   const waiting = (a: Attempt) => status.get(a.id) === 'queued' && !ready.has(a.id)
+  const isBlocked = (lane: Lane) => lane.targetId !== null && policy.blocked?.has(lane.targetId) === true
 
   /** Starts the lane's next step, skipping those whose run_if says no; false when nothing is left to start. */
   const advanceLane = (lane: Lane): void => {
@@ -139,6 +142,7 @@ export function planRun(steps: PlannedStep[], attempts: Attempt[], positions: Ma
           continue
         }
         if (active >= policy.maxParallel) break
+        if (isBlocked(lane)) continue
         advanceLane(lane)
         if (!laneDone(lane)) active++
       }
@@ -159,7 +163,7 @@ export function planRun(steps: PlannedStep[], attempts: Attempt[], positions: Ma
             end(a, 'skipped', step.runIf === 'success' ? 'an earlier step failed' : 'no earlier step failed')
             continue
           }
-          if (inFlight >= policy.maxParallel) continue
+          if (inFlight >= policy.maxParallel || isBlocked(lane)) continue
           decision.ready.push(a.id)
           ready.add(a.id)
           inFlight++

@@ -12,6 +12,9 @@ export const FINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 
 /** Secret parameter values of a run are sealed with the run id bound in. */
 export const runParamsAad = (runId: string) => `run:${runId}:params`
 
+export type RunTrigger = 'manual' | 'retry' | 'schedule' | 'dependency'
+export type RunWait = 'job_concurrency' | 'target_lock'
+
 /** How a target is reached for one run, frozen at the start. */
 export type Transport = 'agent' | 'ssh' | 'winrm' | 'controller'
 
@@ -31,8 +34,17 @@ export const run = pgTable(
     secretParams: jsonb('secret_params').$type<SealedSecret>(),
     /** The selector the targets were resolved from (job default or the request's). */
     selector: text('selector'),
-    trigger: text('trigger').$type<'manual' | 'retry' | 'schedule'>().notNull(),
+    trigger: text('trigger').$type<RunTrigger>().notNull(),
     retryOf: uuid('retry_of'),
+    /** For trigger 'dependency': the upstream run whose end started this one. */
+    triggeredByRun: uuid('triggered_by_run'),
+    /**
+     * False while the run waits for its job's concurrency cap (`max_concurrent_runs`): nothing of
+     * it starts until it is admitted, oldest first.
+     */
+    admitted: boolean('admitted').notNull().default(true),
+    /** Why a queued run is not moving: `job_concurrency` or `target_lock` (null when it is not waiting). */
+    waitingFor: text('waiting_for').$type<RunWait>(),
     requestedBy: text('requested_by'),
     requestedByName: text('requested_by_name'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
@@ -54,6 +66,9 @@ export const run = pgTable(
     index('run_finished_idx').on(t.finishedAt),
     index('run_active_idx')
       .on(t.id)
+      .where(sql`${t.status} in ('queued', 'running')`),
+    index('run_job_active_idx')
+      .on(t.jobId, t.createdAt, t.id)
       .where(sql`${t.status} in ('queued', 'running')`),
   ],
 )

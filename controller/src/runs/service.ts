@@ -6,7 +6,9 @@ import { isUuid } from '../db/client.ts'
 import { AppError, NotFoundError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { openSecret } from '../crypto/secret-box.ts'
+import { firesOf } from '../jobs/dependencies.ts'
 import { launchRun } from './launch.ts'
+import { lockWaits as lockWaitsOf } from './target-locks.ts'
 import { laneStatus } from './planner.ts'
 import { run, runParamsAad, runTarget, RUN_STATUSES, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
 
@@ -19,6 +21,8 @@ export function runDto(r: RunRow) {
     status: r.status,
     trigger: r.trigger,
     retry_of: r.retryOf,
+    /** `job_concurrency` or `target_lock` while the run waits for its turn. */
+    waiting_for: r.waitingFor,
     parameters: r.parameters,
     selector: r.selector,
     target_count: r.targetCount,
@@ -98,7 +102,9 @@ export async function getRun(ctx: AppContext, id: string) {
     targetCounts[status] = (targetCounts[status] ?? 0) + 1
     return { id: t.targetId, name: t.name, transport: t.transport, status }
   })
-  return { ...runDto(r), step_counts: counts, target_counts: targetCounts, targets: targetItems.length <= 1000 ? targetItems : undefined }
+  const dependency = { triggered_by_run: r.triggeredByRun, triggered: await firesOf(ctx.db, id) }
+  const lockWaits = r.waitingFor === 'target_lock' ? await lockWaitsOf(ctx.db, id) : []
+  return { ...runDto(r), ...dependency, lock_waits: lockWaits, step_counts: counts, target_counts: targetCounts, targets: targetItems.length <= 1000 ? targetItems : undefined }
 }
 
 export const ListRunsQuery = z.object({
