@@ -28,6 +28,6 @@ if (files.length === 0) {
 const prepare = spawnSync(process.execPath, ['--import', 'tsx', 'test/harness/prepare.ts'], { stdio: 'inherit' })
 if (prepare.status !== 0) process.exit(prepare.status ?? 1)
 
-const args = ['--import', 'tsx', '--test', `--test-concurrency=${process.env.OPSC_TEST_CONCURRENCY ?? 2}`, ...files]
+const args = ['--import', 'tsx', '--test', '--test-timeout=600000', `--test-concurrency=${process.env.OPSC_TEST_CONCURRENCY ?? 2}`, ...files]
 const run = spawnSync(process.execPath, args, { stdio: 'inherit' })
 process.exit(run.status ?? 1)

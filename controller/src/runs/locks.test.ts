@@ -151,8 +151,10 @@ describe('max_concurrent_runs', () => {
     const job = await createJob(t.ctx, undefined, { name: 'capped', max_concurrent_runs: 2, steps: [{ id: 'w', type: 'wait', seconds: 0.2 }] })
     const ids: string[] = []
     for (let i = 0; i < 6; i++) ids.push((await launchRun(controllers[i % 2]!, undefined, job.id, { parameters: {} }, { trigger: 'manual' })).runId)
-    const waiting = await t.ctx.db.select({ id: run.id, w: run.waitingFor, admitted: run.admitted }).from(run).where(inArray(run.id, ids))
-    assert.ok(waiting.filter((r) => r.admitted).length <= 2)
+    const launched = await t.ctx.db.select({ status: run.status, w: run.waitingFor, admitted: run.admitted }).from(run).where(inArray(run.id, ids))
+    const active = launched.filter((r) => r.admitted && ['queued', 'running'].includes(r.status))
+    assert.ok(active.length <= 2, `${active.length} runs admitted at once`)
+    assert.ok(launched.filter((r) => !r.admitted).every((r) => r.w === 'job_concurrency'))
     await waitUntil(allOver(ids), 60_000, 'every capped run to finish')
     assert.deepEqual(await statuses(ids), ids.map(() => 'succeeded'))
     const steps = await t.ctx.db.select().from(stepRun).where(inArray(stepRun.runId, ids))

@@ -22,6 +22,25 @@ function set(attempts: Attempt[], id: string, status: RunStatus, ready = false):
 }
 
 describe('planRun, per target', () => {
+  test('a blocked target (another run holds its lock) is passed over without taking a slot', () => {
+    const targets = ['a', 'b', 'c']
+    const d = planRun([step(0)], grid(targets, 1), positions(targets), policy({ maxParallel: 2, blocked: new Set(['a']) }), now, 'queued')
+    assert.deepEqual(d.ready, ['b/0', 'c/0'])
+    const all = planRun([step(0)], grid(targets, 1), positions(targets), policy({ blocked: new Set(targets) }), now, 'queued')
+    assert.deepEqual(all.ready, [])
+    assert.equal(all.runStatus, undefined, 'a run blocked everywhere stays queued')
+  })
+
+  test('step by step: a blocked target holds the next step back for every target', () => {
+    const targets = ['a', 'b']
+    const attempts = grid(targets, 2)
+    const d = planRun([step(0), step(1)], attempts, positions(targets), policy({ strategy: 'step_by_step', blocked: new Set(['b']) }), now, 'queued')
+    assert.deepEqual(d.ready, ['a/0'])
+    set(attempts, 'a/0', 'succeeded')
+    const d2 = planRun([step(0), step(1)], attempts, positions(targets), policy({ strategy: 'step_by_step', blocked: new Set(['b']) }), now, 'running')
+    assert.deepEqual(d2.ready, [])
+  })
+
   test('starts the first step on every target, up to max_parallel targets', () => {
     const targets = ['a', 'b', 'c']
     const d = planRun([step(0), step(1)], grid(targets, 2), positions(targets), policy({ maxParallel: 2 }), now, 'queued')
