@@ -1,0 +1,101 @@
+import { sql } from 'drizzle-orm'
+import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import type { SealedSecret } from '../crypto/secret-box.ts'
+import { editedColumns } from '../db/columns.ts'
+
+export const CHANNEL_TYPES = ['email', 'slack', 'teams', 'webhook'] as const
+export type ChannelType = (typeof CHANNEL_TYPES)[number]
+
+/**
+ * Where notifications go. `config` holds what may be shown (recipients, method, headers without
+ * secrets, body template); `secret` is sealed (webhook URLs carry tokens, HMAC keys) and never
+ * leaves the controller.
+ */
+export const notificationChannel = pgTable(
+  'notification_channel',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    type: text('type').$type<ChannelType>().notNull(),
+    config: jsonb('config').$type<Record<string, unknown>>().notNull().default({}),
+    secret: jsonb('secret').$type<SealedSecret>(),
+    /** Deliveries per minute this channel accepts from us (a receiver's own limit, or ours). */
+    rateLimitPerMinute: integer('rate_limit_per_minute').notNull().default(60),
+    ...editedColumns(),
+  },
+  (t) => [
+    uniqueIndex('notification_channel_name_idx')
+      .on(sql`lower(${t.name})`)
+      .where(sql`${t.deletedAt} is null`),
+  ],
+)
+export type NotificationChannelRow = typeof notificationChannel.$inferSelect
+
+export const NOTIFICATION_STATUSES = ['pending', 'sending', 'delivered', 'dead', 'discarded'] as const
+export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number]
+
+/**
+ * The outbox: one row per message to one channel (and recipient), written in the transaction of
+ * the event that causes it and rendered then (a later template change does not rewrite history).
+ * `dedupe_key` makes the event → message step exactly once. Any controller delivers it: claimed
+ * with SKIP LOCKED under a lease, retried with backoff, dead after the last attempt.
+ */
+export const notification = pgTable(
+  'notification',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    channelId: uuid('channel_id')
+      .notNull()
+      .references(() => notificationChannel.id),
+    event: text('event').notNull(),
+    /** e.g. `run:<id>:run.failed:rule:<id>:channel:<id>` */
+    dedupeKey: text('dedupe_key'),
+    /** An email address or a user id (email channels); null for a channel's own destination. */
+    recipient: text('recipient'),
+    subject: text('subject').notNull(),
+    /** What is sent, per channel type (email text/html, Slack or Teams JSON, webhook body). */
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    status: text('status').$type<NotificationStatus>().notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    maxAttempts: integer('max_attempts').notNull().default(8),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    claimedBy: uuid('claimed_by'),
+    leaseUntil: timestamp('lease_until', { withTimezone: true }),
+    lastError: text('last_error'),
+    runId: uuid('run_id'),
+    ruleId: uuid('rule_id'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('notification_dedupe_idx').on(t.dedupeKey),
+    index('notification_due_idx')
+      .on(t.nextAttemptAt)
+      .where(sql`${t.status} = 'pending'`),
+    index('notification_created_idx').on(t.createdAt, t.id),
+    index('notification_channel_idx').on(t.channelId, t.createdAt),
+    index('notification_dead_idx')
+      .on(t.createdAt)
+      .where(sql`${t.status} = 'dead'`),
+  ],
+)
+export type NotificationRow = typeof notification.$inferSelect
+
+/** Every delivery attempt and what the receiver answered (bodies truncated, never secrets). */
+export const notificationAttempt = pgTable(
+  'notification_attempt',
+  {
+    notificationId: uuid('notification_id')
+      .notNull()
+      .references(() => notification.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    /** delivered | failed | rate_limited */
+    outcome: text('outcome').notNull(),
+    httpStatus: integer('http_status'),
+    response: text('response'),
+    error: text('error'),
+    durationMs: integer('duration_ms'),
+  },
+  (t) => [primaryKey({ columns: [t.notificationId, t.attempt] })],
+)
