@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm'
-import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 import type { SealedSecret } from '../crypto/secret-box.ts'
 import { editedColumns } from '../db/columns.ts'
+import { appUser } from '../users/users.sql.ts'
 
 export const CHANNEL_TYPES = ['email', 'slack', 'teams', 'webhook'] as const
 export type ChannelType = (typeof CHANNEL_TYPES)[number]
@@ -99,3 +100,93 @@ export const notificationAttempt = pgTable(
   },
   (t) => [primaryKey({ columns: [t.notificationId, t.attempt] })],
 )
+
+export interface RuleConditions {
+  job_ids?: string[]
+  /** Any of these job tags. */
+  job_tags?: string[]
+  /** The run touched at least one target this selector matches. */
+  target_selector?: string
+  schedule_ids?: string[]
+  /** Only runs that took longer than this. */
+  min_duration_sec?: number
+  /** Only the first failure and the recovery: not while the job's state stays the same. */
+  only_on_change?: boolean
+}
+
+export interface RuleEscalation {
+  /** A failure not followed by a success of the same job within this time is escalated. */
+  after_sec: number
+  channel_ids: string[]
+  user_ids: string[]
+}
+
+/** Event(s) + conditions → channels and users, with an optional template. */
+export const notificationRule = pgTable(
+  'notification_rule',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    enabled: boolean('enabled').notNull().default(true),
+    events: jsonb('events').$type<string[]>().notNull(),
+    conditions: jsonb('conditions').$type<RuleConditions>().notNull().default({}),
+    channelIds: jsonb('channel_ids').$type<string[]>().notNull().default([]),
+    userIds: jsonb('user_ids').$type<string[]>().notNull().default([]),
+    /** Subject and body templates (the jobs' template language over the event's fields); null: the defaults. */
+    template: jsonb('template').$type<{ subject?: string; body?: string }>(),
+    escalation: jsonb('escalation').$type<RuleEscalation>(),
+    ...editedColumns(),
+  },
+  (t) => [
+    uniqueIndex('notification_rule_name_idx')
+      .on(sql`lower(${t.name})`)
+      .where(sql`${t.deletedAt} is null`),
+  ],
+)
+export type NotificationRuleRow = typeof notificationRule.$inferSelect
+
+/**
+ * A failure waiting to be escalated: sent when `due_at` passes with no success of the job since,
+ * resolved by that success. One per (rule, failed run).
+ */
+export const notificationEscalation = pgTable(
+  'notification_escalation',
+  {
+    ruleId: uuid('rule_id')
+      .notNull()
+      .references(() => notificationRule.id, { onDelete: 'cascade' }),
+    runId: uuid('run_id').notNull(),
+    jobId: uuid('job_id').notNull(),
+    dueAt: timestamp('due_at', { withTimezone: true }).notNull(),
+    /** waiting | sent | resolved */
+    status: text('status').notNull().default('waiting'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    doneAt: timestamp('done_at', { withTimezone: true }),
+  },
+  (t) => [
+    primaryKey({ columns: [t.ruleId, t.runId] }),
+    index('notification_escalation_due_idx')
+      .on(t.dueAt)
+      .where(sql`${t.status} = 'waiting'`),
+    index('notification_escalation_job_idx').on(t.jobId, t.status),
+  ],
+)
+
+/** What a user accepts: channels, events, quiet hours in their zone, digest batching. */
+export const notificationPreference = pgTable('notification_preference', {
+  userId: uuid('user_id')
+    .primaryKey()
+    .references(() => appUser.id, { onDelete: 'cascade' }),
+  /** null: every channel. */
+  channelIds: jsonb('channel_ids').$type<string[] | null>(),
+  /** null: every event. */
+  events: jsonb('events').$type<string[] | null>(),
+  /** "22:00" to "07:00" in `timezone`: deliveries wait for the end (critical events do not). */
+  quietStart: text('quiet_start'),
+  quietEnd: text('quiet_end'),
+  timezone: text('timezone').notNull().default('UTC'),
+  /** Batch into one message every N minutes (null: one message each). */
+  digestMinutes: integer('digest_minutes'),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedBy: text('updated_by'),
+})

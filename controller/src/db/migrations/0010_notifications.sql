@@ -45,11 +45,56 @@ CREATE TABLE "notification_channel" (
 	"deleted_at" timestamp with time zone
 );
 --> statement-breakpoint
+CREATE TABLE "notification_escalation" (
+	"rule_id" uuid NOT NULL,
+	"run_id" uuid NOT NULL,
+	"job_id" uuid NOT NULL,
+	"due_at" timestamp with time zone NOT NULL,
+	"status" text DEFAULT 'waiting' NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"done_at" timestamp with time zone,
+	CONSTRAINT "notification_escalation_rule_id_run_id_pk" PRIMARY KEY("rule_id","run_id")
+);
+--> statement-breakpoint
+CREATE TABLE "notification_preference" (
+	"user_id" uuid PRIMARY KEY NOT NULL,
+	"channel_ids" jsonb,
+	"events" jsonb,
+	"quiet_start" text,
+	"quiet_end" text,
+	"timezone" text DEFAULT 'UTC' NOT NULL,
+	"digest_minutes" integer,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_by" text
+);
+--> statement-breakpoint
+CREATE TABLE "notification_rule" (
+	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
+	"name" text NOT NULL,
+	"enabled" boolean DEFAULT true NOT NULL,
+	"events" jsonb NOT NULL,
+	"conditions" jsonb DEFAULT '{}'::jsonb NOT NULL,
+	"channel_ids" jsonb DEFAULT '[]'::jsonb NOT NULL,
+	"user_ids" jsonb DEFAULT '[]'::jsonb NOT NULL,
+	"template" jsonb,
+	"escalation" jsonb,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"created_by" text,
+	"updated_by" text,
+	"deleted_at" timestamp with time zone
+);
+--> statement-breakpoint
 ALTER TABLE "notification" ADD CONSTRAINT "notification_channel_id_notification_channel_id_fk" FOREIGN KEY ("channel_id") REFERENCES "public"."notification_channel"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "notification_attempt" ADD CONSTRAINT "notification_attempt_notification_id_notification_id_fk" FOREIGN KEY ("notification_id") REFERENCES "public"."notification"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "notification_escalation" ADD CONSTRAINT "notification_escalation_rule_id_notification_rule_id_fk" FOREIGN KEY ("rule_id") REFERENCES "public"."notification_rule"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "notification_preference" ADD CONSTRAINT "notification_preference_user_id_app_user_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."app_user"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "notification_dedupe_idx" ON "notification" USING btree ("dedupe_key");--> statement-breakpoint
 CREATE INDEX "notification_due_idx" ON "notification" USING btree ("next_attempt_at") WHERE "notification"."status" = 'pending';--> statement-breakpoint
 CREATE INDEX "notification_created_idx" ON "notification" USING btree ("created_at","id");--> statement-breakpoint
 CREATE INDEX "notification_channel_idx" ON "notification" USING btree ("channel_id","created_at");--> statement-breakpoint
 CREATE INDEX "notification_dead_idx" ON "notification" USING btree ("created_at") WHERE "notification"."status" = 'dead';--> statement-breakpoint
-CREATE UNIQUE INDEX "notification_channel_name_idx" ON "notification_channel" USING btree (lower("name")) WHERE "notification_channel"."deleted_at" is null;
+CREATE UNIQUE INDEX "notification_channel_name_idx" ON "notification_channel" USING btree (lower("name")) WHERE "notification_channel"."deleted_at" is null;--> statement-breakpoint
+CREATE INDEX "notification_escalation_due_idx" ON "notification_escalation" USING btree ("due_at") WHERE "notification_escalation"."status" = 'waiting';--> statement-breakpoint
+CREATE INDEX "notification_escalation_job_idx" ON "notification_escalation" USING btree ("job_id","status");--> statement-breakpoint
+CREATE UNIQUE INDEX "notification_rule_name_idx" ON "notification_rule" USING btree (lower("name")) WHERE "notification_rule"."deleted_at" is null;
