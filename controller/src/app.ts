@@ -10,9 +10,12 @@ import { authenticate } from './auth/middleware.ts'
 import { authRoutes } from './auth/routes.ts'
 import { credentialsRoutes } from './credentials/routes.ts'
 import { jobsRoutes } from './jobs/routes.ts'
+import { notificationsRoutes } from './notify/routes.ts'
+import { notificationRulesRoutes } from './notify/rules-routes.ts'
 import { runsRoutes } from './runs/routes.ts'
 import { schedulerRoutes } from './scheduler/status-routes.ts'
 import { maintenanceWindowsRoutes } from './scheduler/maintenance-routes.ts'
+import { notificationChannelsApi } from './notify/channels-routes.ts'
 import { schedulesRoutes } from './scheduler/routes.ts'
 import type { AppContext, AppEnv } from './context.ts'
 import { settingsRoutes } from './settings/routes.ts'
@@ -48,6 +51,9 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     .route('/scheduler', schedulerRoutes)
     .route('/schedules', schedulesRoutes)
     .route('/maintenance-windows', maintenanceWindowsRoutes)
+    .route('/notification-rules', notificationRulesRoutes)
+    .route('/', notificationsRoutes)
+    .route('/', notificationChannelsApi)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

@@ -35,6 +35,8 @@ export const ControllerConfig = z
   .object({
     OPSC_HTTP_PORT: port('OPSC_HTTP_PORT', 8443),
     OPSC_GRPC_PORT: port('OPSC_GRPC_PORT', 8444),
+    /** Where operators reach the web UI (links in notifications); default: https://<host name>:<port>. */
+    OPSC_PUBLIC_URL: z.url({ protocol: /^https?$/, message: 'OPSC_PUBLIC_URL must be an http(s) URL' }).optional(),
     OPSC_BIND: z
       .string()
       .default('0.0.0.0')
@@ -111,6 +113,8 @@ export const ControllerConfig = z
     OPSC_SCHEDULER_LEADER_RETRY_MS: bounded('OPSC_SCHEDULER_LEADER_RETRY_MS', 3_000, 100, 60_000),
     /** How late a `skip`-misfire occurrence may fire and still count as on time. */
     OPSC_SCHEDULER_GRACE_MS: bounded('OPSC_SCHEDULER_GRACE_MS', 5_000, 0, 3_600_000),
+    /** Notifications one controller delivers at once (each channel's rate limit still applies across controllers). */
+    OPSC_NOTIFY_CONCURRENCY: bounded('OPSC_NOTIFY_CONCURRENCY', 8, 1, 1_000, 'deliveries'),
     /** The directory `sftp.sync` steps sync from and to (`local`); default `<OPSC_DATA_DIR>/files`. */
     OPSC_FILES_DIR: z
       .string()

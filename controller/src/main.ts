@@ -8,6 +8,8 @@ import { ensureSigningKey } from './agents/signing-keys.ts'
 import { createApp } from './app.ts'
 import { RunEngine } from './runs/engine.ts'
 import { Scheduler } from './scheduler/tick.ts'
+import { driverFor } from './notify/channels/index.ts'
+import { NotificationWorker } from './notify/worker.ts'
 import type { ControllerConfig } from './config.ts'
 import type { AppContext } from './context.ts'
 import { lockDataDir } from './data-dir.ts'
@@ -29,6 +31,7 @@ import { loadMasterKeyring } from './crypto/master-key.ts'
 import { announceFirstAdmin } from './users/first-admin.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
 import { settledWithin } from './wait.ts'
+import { sendDueEscalations } from './notify/run-events.ts'
 import { closeSshPool } from './executors/ssh/index.ts'
 import { closeWinrmPools } from './executors/winrm/index.ts'
 
@@ -36,6 +39,7 @@ const NODE_HEARTBEAT_MS = 15_000
 const READINESS_POLL_MS = 5_000
 /** Shutdown must finish within 10 s; in-flight work gets most of it. */
 const SHUTDOWN_GRACE_MS = 8_000
+const ESCALATION_POLL_MS = 15_000
 /** Longer than any part's own bounded stop (the scheduler's and engine's 5 s waits, the pool's 5 s end). */
 const STOP_PHASE_LIMIT_MS = 6_000
 
@@ -144,6 +148,9 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     })
     scheduler.start()
     cleanups.push(() => scheduler.stop())
+    const notifier = new NotificationWorker(ctx, (type) => driverFor(type, ctx), { concurrency: config.OPSC_NOTIFY_CONCURRENCY })
+    await notifier.start()
+    cleanups.push(() => notifier.stop())
     const timers = startBackgroundLoops(ctx, grpc)
     log.info(
       {
@@ -162,7 +169,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       grpcPort: grpc.port,
       ctx,
       caFingerprint: tls.fingerprint,
-      stop: () => stopController(ctx, { http, grpc, gateway, engine, scheduler, timers, cleanup }),
+      stop: () => stopController(ctx, { http, grpc, gateway, engine, scheduler, notifier, timers, cleanup }),
     }
   } catch (err) {
     await cleanup()
@@ -177,13 +184,26 @@ function startBackgroundLoops(ctx: AppContext, grpc: RunningGrpcServer): NodeJS.
   const heartbeat = setInterval(() => {
     heartbeatControllerNode(ctx.db, ctx.nodeId, ctx.clock()).catch((err) => ctx.log.warn({ err }, 'controller.heartbeat_failed'))
   }, NODE_HEARTBEAT_MS)
-  for (const t of [health, heartbeat]) t.unref()
-  return [health, heartbeat]
+  // Failures not followed by a success in time go to the escalation recipients (any controller, once each).
+  const escalations = setInterval(() => {
+    sendDueEscalations(ctx).catch((err) => ctx.log.warn({ err }, 'notify.escalation_failed'))
+  }, ESCALATION_POLL_MS)
+  for (const t of [health, heartbeat, escalations]) t.unref()
+  return [health, heartbeat, escalations]
 }
 
 async function stopController(
   ctx: AppContext,
-  parts: { http: RunningHttpServer; grpc: RunningGrpcServer; gateway: AgentGateway; engine: RunEngine; scheduler: Scheduler; timers: NodeJS.Timeout[]; cleanup: () => Promise<void> },
+  parts: {
+    http: RunningHttpServer
+    grpc: RunningGrpcServer
+    gateway: AgentGateway
+    engine: RunEngine
+    scheduler: Scheduler
+    notifier: NotificationWorker
+    timers: NodeJS.Timeout[]
+    cleanup: () => Promise<void>
+  },
 ): Promise<void> {
   const started = Date.now()
   ctx.log.info('controller.stopping')
@@ -203,6 +223,8 @@ async function stopController(
   await phase('scheduler', () => parts.scheduler.stop())
   // No new work is claimed; what runs here keeps its lease until it ends or another controller takes it.
   await phase('engine', () => parts.engine.stop())
+  // Sends in flight get a short grace, then are aborted and recorded; a hung one is left to its lease.
+  await phase('notifier', () => parts.notifier.stop())
   // Pooled agentless connections: idle SSH connections close, idle WinRM shells are deleted on their hosts.
   await phase('ssh', () => closeSshPool(ctx))
   await phase('winrm', () => closeWinrmPools())

@@ -22,7 +22,11 @@ import { verifyMasterKey } from './key-check.ts'
 import { createKeyring, loadMasterKeyring, MASTER_KEY_FILE, type Keyring } from './master-key.ts'
 import { keysRetireCommand, keysRotateCommand, retireOldKeys, rotateMasterKey } from './rotate.ts'
 import { countSealedByKey } from './sealed-columns.ts'
-import { openSecret, sealSecret } from './secret-box.ts'
+import { openSecret, sealSecret, type SealedSecret } from './secret-box.ts'
+import { notificationChannel } from '../notify/notify.sql.ts'
+import { channelAad } from '../notify/channels-service.ts'
+import { SMTP_PASSWORD_AAD, SMTP_PASSWORD_SETTING } from '../notify/smtp-settings.ts'
+import { setting } from '../settings/settings.sql.ts'
 
 let t: TestContext
 before(async () => {
@@ -34,7 +38,9 @@ const tempDir = () => mkdtempSync(path.join(tmpdir(), 'opsc-rotate-'))
 const withKeyring = (keyring: Keyring): AppContext => ({ ...t.ctx, keyring })
 const TOTP = 'JBSWY3DPEHPK3PXP'
 
-async function seed(ctx: AppContext, prefix: string): Promise<{ credentialIds: string[]; userId: string; runId: string }> {
+type Seeded = { credentialIds: string[]; userId: string; runId: string; channelId: string }
+
+async function seed(ctx: AppContext, prefix: string): Promise<Seeded> {
   const bodies = [
     { name: `${prefix}-pw`, type: 'ssh_password', username: 'root', password: `${prefix} password` },
     { name: `${prefix}-db`, type: 'database', driver: 'postgres', host: 'db', database: 'app', username: 'app', password: `${prefix} db password` },
@@ -51,10 +57,18 @@ async function seed(ctx: AppContext, prefix: string): Promise<{ credentialIds: s
   const job = await createJob(ctx, undefined, { name: `rotate-${prefix}`, parameters: [{ name: 'pw', type: 'secret' }], steps: [{ type: 'wait', seconds: 1 }] })
   const runId = randomUUID()
   await ctx.db.insert(run).values({ id: runId, jobId: job.id, jobVersion: 1, jobName: job.name, status: 'succeeded', parameters: { pw: '****' }, secretParams: sealSecret(ctx.keyring, JSON.stringify({ pw: 'hunter22' }), runParamsAad(runId)), trigger: 'manual', createdAt: new Date() })
-  return { credentialIds, userId: user.id, runId }
+  // A notification channel's secret and the SMTP password.
+  const channelId = randomUUID()
+  await ctx.db.insert(notificationChannel).values({ id: channelId, name: `${prefix}-hook`, type: 'webhook', config: {}, secret: sealSecret(ctx.keyring, `${prefix} hook secret`, channelAad(channelId)) })
+  await ctx.db.insert(setting).values({ key: SMTP_PASSWORD_SETTING, value: sealSecret(ctx.keyring, `${prefix} smtp password`, SMTP_PASSWORD_AAD) })
+  return { credentialIds, userId: user.id, runId, channelId }
 }
 
-async function assertAllOpen(ctx: AppContext, seeded: { credentialIds: string[]; userId: string; runId: string }): Promise<void> {
+async function assertAllOpen(ctx: AppContext, seeded: Seeded): Promise<void> {
+  const [channel] = await ctx.db.select().from(notificationChannel).where(eq(notificationChannel.id, seeded.channelId))
+  assert.match(openSecret(ctx.keyring, channel!.secret!, channelAad(seeded.channelId)).toString(), /hook secret$/)
+  const [smtp] = await ctx.db.select().from(setting).where(eq(setting.key, SMTP_PASSWORD_SETTING))
+  assert.match(openSecret(ctx.keyring, smtp!.value as SealedSecret, SMTP_PASSWORD_AAD).toString(), /smtp password$/)
   const [r] = await ctx.db.select().from(run).where(eq(run.id, seeded.runId))
   assert.equal(openSecret(ctx.keyring, r!.secretParams!, runParamsAad(seeded.runId)).toString(), '{"pw":"hunter22"}')
   for (const id of seeded.credentialIds) assert.ok(JSON.stringify(await openCredential(ctx, id)).includes('"name"'))
@@ -89,6 +103,8 @@ describe('key-file rotation', () => {
       'agent_signing_key.private_key': 1,
       'run.secret_params': 1,
       'setting.master_key_check': 1,
+      'notification_channel.secret': 1,
+      'setting.smtp_password': 1,
     })
     assert.deepEqual(report.failed, [])
     if (process.platform !== 'win32') assert.equal(statSync(path.join(dataDir, MASTER_KEY_FILE)).mode & 0o777, 0o600)
@@ -134,10 +150,10 @@ describe('key-file rotation', () => {
     const late = await seed(staleCtx, 'late')
     const refused = await keysRetireCommand(own.ctx.db, config, { settleMs: 0 })
     assert.equal(refused.exitCode, 1)
-    assert.match(refused.output, /^6 sealed value\(s\) still use an older master key \(credential\.secret 3 under key [0-9a-f]{16}, app_user\.totp_secret 1 under key .*; run `opsconductor keys rotate --rewrap-only` first$/)
+    assert.match(refused.output, /^8 sealed value\(s\) still use an older master key \(credential\.secret 3 under key [0-9a-f]{16}, app_user\.totp_secret 1 under key .*; run `opsconductor keys rotate --rewrap-only` first$/)
     const rewrap = await keysRotateCommand(own.ctx.db, config, { rewrapOnly: true })
     assert.equal(rewrap.exitCode, 0)
-    assert.match(rewrap.output, /^current master key [0-9a-f]{16} \(.*\)\nre-wrapped 6 sealed values \(credential\.secret 3, app_user\.totp_secret 1, app_user\.totp_pending_secret 1, run\.secret_params 1\)/)
+    assert.match(rewrap.output, /^current master key [0-9a-f]{16} \(.*\)\nre-wrapped 8 sealed values \(credential\.secret 3, app_user\.totp_secret 1, app_user\.totp_pending_secret 1, run\.secret_params 1, notification_channel\.secret 1, setting\.smtp_password 1\)/)
     const done = await keysRetireCommand(own.ctx.db, config, { settleMs: 0 })
     assert.deepEqual(done.exitCode, 0)
     assert.match(done.output, /^retired [0-9a-f]{16}; .* now holds only the current key/)
@@ -202,7 +218,7 @@ describe('OPSC_MASTER_KEY rotation', () => {
     const rotated = await keysRotateCommand(t.ctx.db, config)
     assert.equal(rotated.exitCode, 0, rotated.output)
     const newId = createKeyring([newKey]).current.id
-    assert.match(rotated.output, new RegExp(`^current master key ${newId} \\(OPSC_MASTER_KEY\\)\\nre-wrapped 7 sealed values`))
+    assert.match(rotated.output, new RegExp(`^current master key ${newId} \\(OPSC_MASTER_KEY\\)\\nre-wrapped 9 sealed values`))
     assert.deepEqual(await kidsInUse(t.ctx), [newId])
     await assertAllOpen(withKeyring(createKeyring([newKey])), seeded)
     const retire = await keysRetireCommand(t.ctx.db, config)

@@ -5,6 +5,8 @@ import { credentialAad } from '../credentials/service.ts'
 import { runParamsAad } from '../runs/runs.sql.ts'
 import type { Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
+import { channelAad } from '../notify/channels-service.ts'
+import { SMTP_PASSWORD_AAD, SMTP_PASSWORD_SETTING } from '../notify/smtp-settings.ts'
 
 /**
  * Every database column that holds a SealedSecret, with the AAD it was sealed with. Rotation
@@ -31,6 +33,8 @@ export const SEALED_COLUMNS: readonly SealedColumn[] = [
   { name: 'agent_signing_key.private_key', table: 'agent_signing_key', idColumn: 'key_id', column: 'private_key', aad: signingKeyAad },
   { name: 'run.secret_params', table: 'run', idColumn: 'id', column: 'secret_params', aad: runParamsAad },
   { name: `setting.${KEY_CHECK_SETTING}`, table: 'setting', idColumn: 'key', column: 'value', aad: () => KEY_CHECK_AAD, where: sql`key = ${KEY_CHECK_SETTING}` },
+  { name: 'notification_channel.secret', table: 'notification_channel', idColumn: 'id', column: 'secret', aad: (id) => channelAad(id) },
+  { name: `setting.${SMTP_PASSWORD_SETTING}`, table: 'setting', idColumn: 'key', column: 'value', aad: () => SMTP_PASSWORD_AAD, where: sql`key = ${SMTP_PASSWORD_SETTING}` },
 ]
 
 const ident = sql.identifier

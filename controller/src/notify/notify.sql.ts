@@ -75,6 +75,11 @@ export const notification = pgTable(
       .where(sql`${t.status} = 'pending'`),
     index('notification_created_idx').on(t.createdAt, t.id),
     index('notification_channel_idx').on(t.channelId, t.createdAt),
+    // The per-channel rate window and the expired-lease sweep read these, not the whole history.
+    index('notification_channel_next_idx').on(t.channelId, t.nextAttemptAt),
+    index('notification_sending_idx')
+      .on(t.leaseUntil)
+      .where(sql`${t.status} = 'sending'`),
     index('notification_dead_idx')
       .on(t.createdAt)
       .where(sql`${t.status} = 'dead'`),

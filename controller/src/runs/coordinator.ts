@@ -8,6 +8,7 @@ import { isFinal, planRun, type Attempt, type Decision, type PlannedStep } from 
 import { admit, nextWaiting } from './admission.ts'
 import { ensureLockRows, giveUp, heldTargets, lockRows, releaseAll, take } from './target-locks.ts'
 import { triggerDependents } from '../jobs/dependencies.ts'
+import { notifyRunEnded } from '../notify/run-events.ts'
 import { run, runTarget, stepRun, type RunStatus, type StepRunRow } from './runs.sql.ts'
 
 export const WORK_CHANNEL = 'opsc_work'
@@ -159,6 +160,7 @@ async function advanceInTx(ctx: AppContext, db: Db, runId: string): Promise<Adva
     if (definition.lock === 'target') wake.push(...(await releaseAll(db, runId)))
     if (cap !== null && r.admitted) wake.push(...(await nextWaiting(db, r.jobId, cap)))
     wake.push(...(await triggerDependents(ctx, db, { ...r, status, finishedAt: now })))
+    await notifyRunEnded(ctx, db, { ...r, status, finishedAt: now }, status)
   }
   if (decision.ready.length || decision.retry.length) await db.execute(sql`select pg_notify(${WORK_CHANNEL}, '')`)
   return { ready: decision.ready.length, status, wake }

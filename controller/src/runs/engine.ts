@@ -7,8 +7,11 @@ import { describe, executeStepRun, type Outcome } from './execute.ts'
 import { RunEventHub } from './events.ts'
 import { OutputRows } from './output-sink.ts'
 import { pruneRuns } from './retention.ts'
-import { run, runTarget, stepRun, type RunRow, type StepRunRow, type TargetSnapshot } from './runs.sql.ts'
+import { run, runTarget, stepRun, type RunRow, type RunStatus, type StepRunRow, type TargetSnapshot } from './runs.sql.ts'
 import { Batcher } from '../db/batcher.ts'
+import type { Db } from '../db/client.ts'
+import { notifyStepsEnded } from '../notify/run-events.ts'
+import { FAILURE_STATUSES } from './planner.ts'
 import { cleanUpRemote } from '../executors/remote-cleanup.ts'
 import { settledWithin } from '../wait.ts'
 
@@ -282,12 +285,23 @@ export class RunEngine {
       ),
       sql`, `,
     )
-    await this.ctx.db.execute(sql`
+    const update = sql`
       update step_run s set status = v.status, exit_code = v.exit_code, signal = v.signal, error = v.error, result = v.result,
         rendered = coalesce(v.rendered, s.rendered), finished_at = v.finished_at, claimed_by = null, lease_until = null,
         output_bytes = coalesce(v.output_bytes, s.output_bytes), truncated = coalesce(v.truncated, s.truncated)
       from (values ${values}) as v(id, status, exit_code, signal, error, result, rendered, finished_at, output_bytes, truncated)
-      where s.id = v.id and s.status = 'running' and s.claimed_by = ${this.ctx.nodeId}`)
+      where s.id = v.id and s.status = 'running' and s.claimed_by = ${this.ctx.nodeId}
+      returning s.id, s.run_id, s.status`
+    if (!items.some(({ o }) => FAILURE_STATUSES.includes(o.status))) {
+      await this.ctx.db.execute(update)
+      return
+    }
+    // Failed steps raise `step.failed`: its notifications are queued with the verdict, in one transaction.
+    await this.ctx.db.transaction(async (tx) => {
+      const db = tx as unknown as Db
+      const ended = rowsOf<{ id: string; run_id: string; status: RunStatus }>(await db.execute(update))
+      await notifyStepsEnded(this.ctx, db, ended)
+    })
   })
 
   private async renewLeases(): Promise<void> {

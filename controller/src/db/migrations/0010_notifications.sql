@@ -93,6 +93,8 @@ CREATE UNIQUE INDEX "notification_dedupe_idx" ON "notification" USING btree ("de
 CREATE INDEX "notification_due_idx" ON "notification" USING btree ("next_attempt_at") WHERE "notification"."status" = 'pending';--> statement-breakpoint
 CREATE INDEX "notification_created_idx" ON "notification" USING btree ("created_at","id");--> statement-breakpoint
 CREATE INDEX "notification_channel_idx" ON "notification" USING btree ("channel_id","created_at");--> statement-breakpoint
+CREATE INDEX "notification_channel_next_idx" ON "notification" USING btree ("channel_id","next_attempt_at");--> statement-breakpoint
+CREATE INDEX "notification_sending_idx" ON "notification" USING btree ("lease_until") WHERE "notification"."status" = 'sending';--> statement-breakpoint
 CREATE INDEX "notification_dead_idx" ON "notification" USING btree ("created_at") WHERE "notification"."status" = 'dead';--> statement-breakpoint
 CREATE UNIQUE INDEX "notification_channel_name_idx" ON "notification_channel" USING btree (lower("name")) WHERE "notification_channel"."deleted_at" is null;--> statement-breakpoint
 CREATE INDEX "notification_escalation_due_idx" ON "notification_escalation" USING btree ("due_at") WHERE "notification_escalation"."status" = 'waiting';--> statement-breakpoint
