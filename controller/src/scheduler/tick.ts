@@ -1,22 +1,39 @@
 import { and, eq, isNull, lte, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
 import { rowsOf } from '../db/migrate.ts'
-import { addCounts, emptyCounts, fireSchedule, launchDeferred, launchQueued, retryFailedRuns, startRuns, type FireCounts, type FireOptions } from './fire.ts'
+import { advanceRun } from '../runs/coordinator.ts'
+import { addCounts, emptyCounts, type FireCounts, type FireOptions } from './counts.ts'
+import { fireSchedules } from './fire.ts'
 import { createLeadership, type Leadership } from './leader.ts'
+import { deferredDue, launchDeferred } from './maintenance-fire.ts'
+import { launchQueued } from './queued.ts'
+import { retriesDue, retryFailedRuns } from './retry.ts'
 import { schedule, schedulerState } from './scheduler.sql.ts'
+import { settledWithin } from '../wait.ts'
+
+const STOP_WAIT_MS = 5_000
 
 /*
  * The scheduler loop every controller runs: followers try for the leadership every few seconds;
- * the leader ticks. A tick fires every due schedule (batches, a few at a time), launches queued
- * occurrences that have capacity again and retries failed scheduled runs, then records what it
- * saw in scheduler_state. While the cluster is paused a tick only counts what is due.
+ * the leader ticks. A tick fires every due schedule, launches queued occurrences that have
+ * capacity again and deferred ones whose maintenance window has ended, retries failed scheduled
+ * runs, then records what it saw in scheduler_state. While the cluster is paused a tick only
+ * counts what is due. Each step works in batches: one transaction decides and launches up to
+ * `fireBatch` schedules (or occurrences), `parallel` batches at a time.
  */
+
+/** Schedules (or occurrences) per transaction, unless TickOptions says otherwise. */
+const FIRE_BATCH = 100
+/** Deferred occurrences and retries looked at per tick. */
+const WAITING_PER_TICK = 500
 
 export interface TickOptions extends FireOptions {
   /** Due schedules read per query. */
   batchSize: number
-  /** Schedules fired at once (each in its own transaction). */
+  /** Batches fired at once (each in its own transaction). */
   parallel: number
+  /** Schedules decided and launched per transaction (default 100). */
+  fireBatch?: number
   /**
    * The schedules with queued occurrences, kept by the leader between ticks (seeded by
    * queuedSchedules when it takes over) so a tick does not search every fire for them.
@@ -24,7 +41,7 @@ export interface TickOptions extends FireOptions {
   queuedHint?: Set<string>
 }
 
-export interface TickResult extends Omit<FireCounts, 'launched'> {
+export interface TickResult extends Omit<FireCounts, 'toStart' | 'queuedSchedules' | 'drainedSchedules'> {
   paused: boolean
   /** Schedules due when the tick began. */
   due: number
@@ -65,6 +82,44 @@ async function inParallel<T>(items: T[], parallel: number, fn: (item: T) => Prom
   await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, items.length)) }, worker))
 }
 
+/** Splits ids into at most `size` per batch, and into at least `parallel` batches when there are enough. */
+function batchesOf(ids: string[], size: number, parallel: number): string[][] {
+  const per = Math.max(1, Math.min(size, Math.ceil(ids.length / Math.max(1, parallel))))
+  const out: string[][] = []
+  for (let i = 0; i < ids.length; i += per) out.push(ids.slice(i, i + per))
+  return out
+}
+
+type BatchFn = (ctx: AppContext, ids: string[], opts: FireOptions) => Promise<FireCounts>
+
+/**
+ * Runs one batch; if its transaction fails (a lost connection, a bug), each of its ids is tried
+ * again on its own, so one schedule's trouble never stops the others firing.
+ */
+async function runBatch(ctx: AppContext, fn: BatchFn, ids: string[], opts: FireOptions, into: FireCounts): Promise<void> {
+  try {
+    addCounts(into, await fn(ctx, ids, opts))
+  } catch (err) {
+    if (ids.length === 1) {
+      ctx.log.error({ err, id: ids[0], step: fn.name }, 'scheduler.fire_failed')
+      return
+    }
+    ctx.log.warn({ err, count: ids.length, step: fn.name }, 'scheduler.batch_failed')
+    for (const id of ids) await runBatch(ctx, fn, [id], opts, into)
+  }
+}
+
+/**
+ * Advances runs after their launch committed, for those their launch did not start (see
+ * ScheduledLaunches.write): their first steps start now rather than at the engine's next sweep.
+ */
+async function startRuns(ctx: AppContext, runIds: string[], parallel: number): Promise<void> {
+  await inParallel(runIds, parallel, (runId) => advanceRun(ctx, runId).then(
+    () => {},
+    (err) => ctx.log.warn({ err, runId }, 'scheduler.advance_failed'),
+  ))
+}
+
 /** One pass of the leader. Safe to run concurrently with another (the fire key and row locks keep it exactly once). */
 export async function tickScheduler(ctx: AppContext, opts: TickOptions): Promise<TickResult> {
   const started = performance.now()
@@ -75,42 +130,37 @@ export async function tickScheduler(ctx: AppContext, opts: TickOptions): Promise
   const paused = Boolean(state?.paused)
   if (!paused) {
     const queued = opts.queuedHint ?? (await queuedSchedules(ctx))
-    const fire = async (scheduleId: string, fn: typeof fireSchedule) => {
-      try {
-        const result = await fn(ctx, scheduleId, opts)
-        if (result.queued) queued.add(scheduleId)
-        if (result.stillQueued === 0) queued.delete(scheduleId)
-        addCounts(counts, result)
-      } catch (err) {
-        // One schedule's trouble (a lost connection, a bug) must not stop the others firing.
-        ctx.log.error({ err, scheduleId }, 'scheduler.fire_failed')
-      }
+    const size = opts.fireBatch ?? FIRE_BATCH
+    const step = async (fn: BatchFn, ids: string[]) => {
+      const part = emptyCounts()
+      await inParallel(batchesOf(ids, size, opts.parallel), opts.parallel, (batch) => runBatch(ctx, fn, batch, opts, part))
+      addCounts(counts, part)
+      return part
     }
     let cursor: { at: Date; id: string } | undefined
     for (;;) {
       const batch = await dueBatch(ctx, now, cursor, opts.batchSize)
-      await inParallel(batch, opts.parallel, (b) => fire(b.id, fireSchedule))
+      await step(fireSchedules, batch.map((b) => b.id))
       if (batch.length < opts.batchSize) break
       cursor = batch.at(-1)
     }
-    await inParallel([...queued], opts.parallel, (id) => fire(id, launchQueued))
-    try {
-      addCounts(counts, await launchDeferred(ctx, opts))
-    } catch (err) {
-      ctx.log.error({ err }, 'scheduler.deferred_failed')
+    for (const id of counts.queuedSchedules) queued.add(id)
+    const drained = await step(launchQueued, [...queued])
+    for (const id of drained.drainedSchedules) queued.delete(id)
+    for (const [find, fn] of [[deferredDue, launchDeferred], [retriesDue, retryFailedRuns]] as const) {
+      try {
+        await step(fn, await find(ctx, now, WAITING_PER_TICK))
+      } catch (err) {
+        ctx.log.error({ err, step: fn.name }, 'scheduler.step_failed')
+      }
     }
-    try {
-      addCounts(counts, await retryFailedRuns(ctx, opts))
-    } catch (err) {
-      ctx.log.error({ err }, 'scheduler.retry_failed')
-    }
-    await startRuns(ctx, counts.launched, opts.parallel)
+    await startRuns(ctx, counts.toStart, opts.parallel)
   }
   await ctx.db
     .update(schedulerState)
     .set({ lastTickAt: now, dueCount: due, lagMs: counts.fired ? counts.maxLagMs : 0 })
     .where(eq(schedulerState.id, 1))
-  const { launched: _, ...totals } = counts
+  const { toStart: _s, queuedSchedules: _q, drainedSchedules: _d, ...totals } = counts
   return { ...totals, paused, due, durationMs: performance.now() - started }
 }
 
@@ -190,7 +240,8 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
-    await this.running
+    // A tick stuck on a vanished database is abandoned: fires are exactly-once whoever finishes them.
+    if (!(await settledWithin(STOP_WAIT_MS, this.running))) this.log.warn({ waitedMs: STOP_WAIT_MS }, 'scheduler.stop_abandoned_tick')
     if (this.leading) {
       this.leading = false
       await this.ctx.db
