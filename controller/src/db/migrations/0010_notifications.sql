@@ -99,4 +99,36 @@ CREATE INDEX "notification_dead_idx" ON "notification" USING btree ("created_at"
 CREATE UNIQUE INDEX "notification_channel_name_idx" ON "notification_channel" USING btree (lower("name")) WHERE "notification_channel"."deleted_at" is null;--> statement-breakpoint
 CREATE INDEX "notification_escalation_due_idx" ON "notification_escalation" USING btree ("due_at") WHERE "notification_escalation"."status" = 'waiting';--> statement-breakpoint
 CREATE INDEX "notification_escalation_job_idx" ON "notification_escalation" USING btree ("job_id","status");--> statement-breakpoint
-CREATE UNIQUE INDEX "notification_rule_name_idx" ON "notification_rule" USING btree (lower("name")) WHERE "notification_rule"."deleted_at" is null;
+CREATE UNIQUE INDEX "notification_rule_name_idx" ON "notification_rule" USING btree (lower("name")) WHERE "notification_rule"."deleted_at" is null;--> statement-breakpoint
+-- Run events find their runs' counters by index: PL/pgSQL's cached plan for `run_id IN (SELECT …
+-- jsonb_array_elements …)` scanned every counter (1.9 ms a call at 10,000 runs, 0.06 ms now).
+CREATE OR REPLACE FUNCTION opsc_append_run_events(ev jsonb) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  ids uuid[];
+  rid uuid;
+BEGIN
+  IF ev IS NULL OR jsonb_array_length(ev) = 0 THEN
+    RETURN;
+  END IF;
+  ids := ARRAY(SELECT DISTINCT (x->>'run_id')::uuid FROM jsonb_array_elements(ev) x ORDER BY 1);
+  -- Counters are locked in run id order, so concurrent writers never deadlock on them.
+  PERFORM 1 FROM run_event_counter c WHERE c.run_id = ANY (ids) ORDER BY c.run_id FOR UPDATE;
+  WITH e AS (
+    SELECT (x->>'run_id')::uuid AS run_id, x->>'kind' AS kind, (x->>'step_run_id')::uuid AS step_run_id,
+           x->>'status' AS status, (x->>'output_seq')::bigint AS output_seq, ord
+    FROM jsonb_array_elements(ev) WITH ORDINALITY AS t(x, ord)
+  ), numbered AS (
+    SELECT e.*, row_number() OVER (PARTITION BY e.run_id ORDER BY e.ord) AS n, count(*) OVER (PARTITION BY e.run_id) AS total FROM e
+  ), bumped AS (
+    UPDATE run_event_counter c SET seq = c.seq + t.total
+    FROM (SELECT DISTINCT run_id, total FROM numbered) t
+    WHERE c.run_id = ANY (ids) AND c.run_id = t.run_id
+    RETURNING c.run_id, c.seq - t.total AS base
+  )
+  INSERT INTO run_event (run_id, seq, kind, step_run_id, status, output_seq)
+  SELECT nb.run_id, b.base + nb.n, nb.kind, nb.step_run_id, nb.status, nb.output_seq
+  FROM numbered nb JOIN bumped b ON b.run_id = nb.run_id;
+  FOREACH rid IN ARRAY ids LOOP
+    PERFORM pg_notify('opsc_run_event', rid::text);
+  END LOOP;
+END $$;
