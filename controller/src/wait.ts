@@ -17,3 +17,41 @@ export function answerWithin<T>(ms: number, p: Promise<T>, what: string): Promis
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms)))
   return Promise.race([p, late]).finally(() => clearTimeout(timer))
 }
+
+/**
+ * Runs `work` one pass at a time: a request while a pass runs makes exactly one more pass after
+ * it (a claim loop woken by many notifications does one extra pass, not one per notification).
+ */
+export class CoalescedLoop {
+  private running: Promise<void> | undefined
+  private again = false
+
+  constructor(
+    private readonly work: () => Promise<void>,
+    private readonly onError: (err: unknown) => void,
+    private readonly stopped: () => boolean,
+  ) {}
+
+  /** The pass in progress, if any (what a stop waits for). */
+  get current(): Promise<void> | undefined {
+    return this.running
+  }
+
+  request(): void {
+    if (this.stopped()) return
+    if (this.running) {
+      this.again = true
+      return
+    }
+    this.running = (async () => {
+      do {
+        this.again = false
+        try {
+          await this.work()
+        } catch (err) {
+          this.onError(err)
+        }
+      } while (this.again && !this.stopped())
+    })().finally(() => (this.running = undefined))
+  }
+}

@@ -3,7 +3,7 @@ import type { AppContext } from '../context.ts'
 import { openSecret } from '../crypto/secret-box.ts'
 import { uuidArray, type Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
-import { settledWithin } from '../wait.ts'
+import { CoalescedLoop, settledWithin } from '../wait.ts'
 import type { ChannelDriver, ChannelSecret, SendResult } from './channels/types.ts'
 import { notification, notificationChannel, type ChannelType, type NotificationChannelRow, type NotificationRow } from './notify.sql.ts'
 import { NOTIFY_CHANNEL } from './outbox.ts'
@@ -97,8 +97,11 @@ export class NotificationWorker {
   private readonly inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>()
   private readonly timers: NodeJS.Timeout[] = []
   private unlisten: (() => Promise<void>) | undefined
-  private claiming: Promise<void> | undefined
-  private claimAgain = false
+  private readonly claims = new CoalescedLoop(
+    () => this.claim(),
+    (err) => this.log.warn({ err }, 'notify.claim_failed'),
+    () => this.stopped,
+  )
   private stopped = false
 
   constructor(
@@ -145,7 +148,7 @@ export class NotificationWorker {
     for (const t of this.timers) clearInterval(t)
     await this.unlisten?.().catch(() => {})
     this.unlisten = undefined
-    if (!(await settledWithin(CLAIM_STOP_WAIT_MS, this.claiming))) this.log.warn({ waitedMs: CLAIM_STOP_WAIT_MS }, 'notify.stop_abandoned_claim')
+    if (!(await settledWithin(CLAIM_STOP_WAIT_MS, this.claims.current))) this.log.warn({ waitedMs: CLAIM_STOP_WAIT_MS }, 'notify.stop_abandoned_claim')
     const sends = () => Promise.all([...this.inFlight.values()].map((f) => f.done))
     if (await settledWithin(this.opts.stopGraceMs, sends())) return
     for (const f of this.inFlight.values()) f.abort.abort(new Error('the controller is stopping'))
@@ -155,20 +158,7 @@ export class NotificationWorker {
   /** Coalesced: one claim loop at a time, and once more if woken meanwhile. */
   wake(): void {
     if (this.stopped) return
-    if (this.claiming) {
-      this.claimAgain = true
-      return
-    }
-    this.claiming = (async () => {
-      do {
-        this.claimAgain = false
-        try {
-          await this.claim()
-        } catch (err) {
-          this.log.warn({ err }, 'notify.claim_failed')
-        }
-      } while (this.claimAgain && !this.stopped)
-    })().finally(() => (this.claiming = undefined))
+    this.claims.request()
   }
 
   private async claim(): Promise<void> {

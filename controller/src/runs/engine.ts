@@ -13,7 +13,7 @@ import type { Db } from '../db/client.ts'
 import { notifyStepsEnded } from '../notify/run-events.ts'
 import { FAILURE_STATUSES } from './planner.ts'
 import { cleanUpRemote } from '../executors/remote-cleanup.ts'
-import { settledWithin } from '../wait.ts'
+import { CoalescedLoop, settledWithin } from '../wait.ts'
 
 /*
  * The work loop every controller runs. Step runs that the coordinator made ready are claimed
@@ -57,8 +57,11 @@ export class RunEngine {
   private readonly rows: OutputRows
   private readonly timers: NodeJS.Timeout[] = []
   private unlisten: (() => Promise<void>)[] = []
-  private claiming: Promise<void> | undefined
-  private claimAgain = false
+  private readonly claims = new CoalescedLoop(
+    () => this.claim(),
+    (err) => this.ctx.log.warn({ err }, 'runs.claim_failed'),
+    () => this.stopped,
+  )
   private stopped = false
   private readonly advancing = new Map<string, Promise<void>>()
   private readonly advanceAgain = new Set<string>()
@@ -99,7 +102,7 @@ export class RunEngine {
     this.unlisten = []
     await this.events.stop()
     // A claim stuck on a vanished database is abandoned: what it claimed is left to its lease.
-    if (!(await settledWithin(STOP_WAIT_MS, this.claiming))) this.ctx.log.warn({ waitedMs: STOP_WAIT_MS }, 'runs.stop_abandoned_claim')
+    if (!(await settledWithin(STOP_WAIT_MS, this.claims.current))) this.ctx.log.warn({ waitedMs: STOP_WAIT_MS }, 'runs.stop_abandoned_claim')
   }
 
   /** Cancels a run everywhere: queued work ends now, running work is signalled on every controller. */
@@ -154,20 +157,7 @@ export class RunEngine {
 
   private wake(): void {
     if (this.stopped) return
-    if (this.claiming) {
-      this.claimAgain = true
-      return
-    }
-    this.claiming = (async () => {
-      do {
-        this.claimAgain = false
-        try {
-          await this.claim()
-        } catch (err) {
-          this.ctx.log.warn({ err }, 'runs.claim_failed')
-        }
-      } while (this.claimAgain && !this.stopped)
-    })().finally(() => (this.claiming = undefined))
+    this.claims.request()
   }
 
   private count(agent: boolean): number {
