@@ -1,5 +1,6 @@
 import { HttpNetworkError, sendHttp, type HttpReply } from '../../executors/http-client.ts'
 import { oneLine } from '../../executors/outcome.ts'
+import { timeoutOf, urlSecrets } from './format.ts'
 import type { SendResult } from './types.ts'
 
 /*
@@ -102,4 +103,24 @@ export function masker(secrets: readonly string[]): (text: string) => string {
 /** UTF-8 text of a capped body; a character cut at the cap is dropped, not shown as garbage. */
 function decodeUtf8(bytes: Buffer): string {
   return new TextDecoder('utf-8', { fatal: false }).decode(bytes).replace(/\uFFFD$/, '')
+}
+
+/** Posts a JSON payload to an incoming-webhook URL held in the channel's secret (Slack, Teams). */
+export function postToIncomingWebhook(
+  channel: { config: Record<string, unknown> },
+  secret: { url?: string },
+  payload: Record<string, unknown>,
+  signal: AbortSignal,
+  inspect?: HttpDelivery['inspect'],
+): Promise<SendResult> {
+  if (!secret.url) return Promise.resolve({ ok: false, permanent: true, error: 'the channel has no webhook URL', durationMs: 0 })
+  return deliverHttp({
+    url: secret.url,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'OpsConductor-Notifier' },
+    body: JSON.stringify(payload),
+    timeoutMs: timeoutOf(channel.config),
+    signal,
+    secrets: urlSecrets(secret.url),
+    ...(inspect ? { inspect } : {}),
+  })
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { factsOf, SEVERITY_LABEL, timeoutOf, truncate, urlSecrets } from './format.ts'
-import { deliverHttp } from './http-post.ts'
+import { factsOf, SEVERITY_LABEL, truncate } from './format.ts'
+import { postToIncomingWebhook } from './http-post.ts'
 import { TimeoutMs, type ChannelSpec } from './spec.ts'
 import type { ChannelDriver, Message } from './types.ts'
 
@@ -61,15 +61,5 @@ export function slackPayload(m: Message): Record<string, unknown> {
 export const slackDriver: ChannelDriver = {
   type: 'slack',
   render: (_channel, message) => ({ subject: message.subject, payload: slackPayload(message) }),
-  async deliver(channel, secret, payload, signal) {
-    if (!secret.url) return { ok: false, permanent: true, error: 'the channel has no webhook URL', durationMs: 0 }
-    return deliverHttp({
-      url: secret.url,
-      headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'OpsConductor-Notifier' },
-      body: JSON.stringify(payload),
-      timeoutMs: timeoutOf(channel.config),
-      signal,
-      secrets: urlSecrets(secret.url),
-    })
-  },
+  deliver: (channel, secret, payload, signal) => postToIncomingWebhook(channel, secret, payload, signal),
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod'
-import { factsOf, SEVERITY_LABEL, timeoutOf, truncate, urlSecrets } from './format.ts'
-import { deliverHttp } from './http-post.ts'
+import { factsOf, SEVERITY_LABEL, truncate } from './format.ts'
+import { postToIncomingWebhook } from './http-post.ts'
 import { TimeoutMs, type ChannelSpec } from './spec.ts'
 import type { ChannelDriver, Message } from './types.ts'
 
@@ -51,17 +51,9 @@ export function teamsPayload(m: Message): Record<string, unknown> {
 export const teamsDriver: ChannelDriver = {
   type: 'teams',
   render: (_channel, message) => ({ subject: message.subject, payload: teamsPayload(message) }),
-  async deliver(channel, secret, payload, signal) {
-    if (!secret.url) return { ok: false, permanent: true, error: 'the channel has no webhook URL', durationMs: 0 }
-    return deliverHttp({
-      url: secret.url,
-      headers: { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'OpsConductor-Notifier' },
-      body: JSON.stringify(payload),
-      timeoutMs: timeoutOf(channel.config),
-      signal,
-      secrets: urlSecrets(secret.url),
+  deliver: (channel, secret, payload, signal) =>
+    postToIncomingWebhook(channel, secret, payload, signal, ({ body }) =>
       // Legacy connectors report throttling in a 200 body instead of a 429 status.
-      inspect: ({ body }) => (/HTTP error 429/i.test(body) ? { ok: false, error: 'throttled by Teams (HTTP error 429 in a 200 answer)' } : undefined),
-    })
-  },
+      /HTTP error 429/i.test(body) ? { ok: false, error: 'throttled by Teams (HTTP error 429 in a 200 answer)' } : undefined,
+    ),
 }
