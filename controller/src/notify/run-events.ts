@@ -60,8 +60,7 @@ async function runFields(ctx: AppContext, db: Db, r: RunRow, status: RunStatus):
   const targets = [...new Set(failed.map((f) => f.target_name).filter((n): n is string => !!n))]
   const tails: string[] = []
   for (const f of failed.slice(0, 3)) {
-    const text = (await readOutputText(db, f.id, 'stderr', 16_384)) || (await readOutputText(db, f.id, 'stdout', 16_384))
-    const lines = text.trimEnd().split('\n').slice(-10).join('\n')
+    const lines = await outputTail(db, f.id)
     if (lines) tails.push(`--- ${f.step_id}${f.target_name ? ` on ${f.target_name}` : ''}\n${lines}`)
   }
   const finished = r.finishedAt ?? ctx.clock()
@@ -171,12 +170,12 @@ async function notifyStepsFailed(ctx: AppContext, db: Db, r: RunRow, stepRunIds:
   const steps = rowsOf<{ id: string; step_id: string; target_name: string | null; status: RunStatus; error: string | null }>(
     await db.execute(sql`select id, step_id, target_name, status, error from step_run where id = any(${uuidArray(stepRunIds)})`),
   )
-  let queued = 0
-  for (const rule of rules) {
-    if (!(await conditionsHold(ctx, db, { ...rule, conditions: { ...rule.conditions, only_on_change: false, min_duration_sec: undefined } }, r, r.status))) continue
-    for (const s of steps) {
-      const tail = (await readOutputText(db, s.id, 'stderr', 16_384)) || (await readOutputText(db, s.id, 'stdout', 16_384))
-      const fields: MessageFields = {
+  // Each step's fields (its output read once), only when some rule wants them.
+  const fieldsOf = new Map<string, Promise<MessageFields>>()
+  const stepFields = (s: (typeof steps)[number]) => {
+    let f = fieldsOf.get(s.id)
+    if (!f) {
+      f = outputTail(db, s.id).then((tail) => ({
         event: 'step.failed',
         severity: 'error',
         job_name: r.jobName,
@@ -186,13 +185,25 @@ async function notifyStepsFailed(ctx: AppContext, db: Db, r: RunRow, stepRunIds:
         step_name: ` (step ${s.step_id}${s.target_name ? ` on ${s.target_name}` : ''})`,
         target_name: s.target_name ?? '',
         error: s.error ?? '',
-        output_tail: tail.trimEnd().split('\n').slice(-10).join('\n'),
+        output_tail: tail,
         link: `${publicUrl(ctx)}/runs/${r.id}`,
-      }
-      queued += await deliverToRule(ctx, db, rule, fields, { key: `step:${s.id}:step.failed`, runId: r.id })
+      }))
+      fieldsOf.set(s.id, f)
     }
+    return f
+  }
+  let queued = 0
+  for (const rule of rules) {
+    if (!(await conditionsHold(ctx, db, { ...rule, conditions: { ...rule.conditions, only_on_change: false, min_duration_sec: undefined } }, r, r.status))) continue
+    for (const s of steps) queued += await deliverToRule(ctx, db, rule, await stepFields(s), { key: `step:${s.id}:step.failed`, runId: r.id })
   }
   return queued
+}
+
+/** The last lines a failed step wrote (stderr, else stdout), as stored: secrets already masked. */
+async function outputTail(db: Db, stepRunId: string): Promise<string> {
+  const text = (await readOutputText(db, stepRunId, 'stderr', 16_384)) || (await readOutputText(db, stepRunId, 'stdout', 16_384))
+  return text.trimEnd().split('\n').slice(-10).join('\n')
 }
 
 /** Escalations whose time came with no success since: sent once, by whichever controller gets them. */
