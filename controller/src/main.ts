@@ -31,7 +31,7 @@ import { loadMasterKeyring } from './crypto/master-key.ts'
 import { announceFirstAdmin } from './users/first-admin.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
 import { settledWithin } from './wait.ts'
-import { sendDueEscalations } from './notify/run-events.ts'
+import { startNotifyHousekeeping } from './notify/housekeeping.ts'
 import { closeSshPool } from './executors/ssh/index.ts'
 import { closeWinrmPools } from './executors/winrm/index.ts'
 
@@ -39,7 +39,6 @@ const NODE_HEARTBEAT_MS = 15_000
 const READINESS_POLL_MS = 5_000
 /** Shutdown must finish within 10 s; in-flight work gets most of it. */
 const SHUTDOWN_GRACE_MS = 8_000
-const ESCALATION_POLL_MS = 15_000
 /** Longer than any part's own bounded stop (the scheduler's and engine's 5 s waits, the pool's 5 s end). */
 const STOP_PHASE_LIMIT_MS = 6_000
 
@@ -184,12 +183,9 @@ function startBackgroundLoops(ctx: AppContext, grpc: RunningGrpcServer): NodeJS.
   const heartbeat = setInterval(() => {
     heartbeatControllerNode(ctx.db, ctx.nodeId, ctx.clock()).catch((err) => ctx.log.warn({ err }, 'controller.heartbeat_failed'))
   }, NODE_HEARTBEAT_MS)
-  // Failures not followed by a success in time go to the escalation recipients (any controller, once each).
-  const escalations = setInterval(() => {
-    sendDueEscalations(ctx).catch((err) => ctx.log.warn({ err }, 'notify.escalation_failed'))
-  }, ESCALATION_POLL_MS)
-  for (const t of [health, heartbeat, escalations]) t.unref()
-  return [health, heartbeat, escalations]
+  for (const t of [health, heartbeat]) t.unref()
+  // Escalations, digests and agent presence changes (any controller, once each).
+  return [health, heartbeat, startNotifyHousekeeping(ctx)]
 }
 
 async function stopController(

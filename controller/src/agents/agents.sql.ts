@@ -28,6 +28,19 @@ export const agent = pgTable(
 )
 export type AgentRow = typeof agent.$inferSelect
 
+/**
+ * The last online/offline state announced for an agent: status is computed from sessions and
+ * heartbeats, so a transition is found by comparing with this row (and claimed by updating it).
+ */
+export const agentPresence = pgTable('agent_presence', {
+  agentId: uuid('agent_id')
+    .primaryKey()
+    .references(() => agent.id, { onDelete: 'cascade' }),
+  /** online | offline */
+  state: text('state').notNull(),
+  changedAt: timestamp('changed_at', { withTimezone: true }).notNull().defaultNow(),
+})
+
 /** One-time (or few-times), expiring secrets an agent trades for an identity; only the SHA-256 is stored. */
 export const enrollmentToken = pgTable(
   'enrollment_token',

@@ -32,7 +32,8 @@ export const notificationChannel = pgTable(
 )
 export type NotificationChannelRow = typeof notificationChannel.$inferSelect
 
-export const NOTIFICATION_STATUSES = ['pending', 'sending', 'delivered', 'dead', 'discarded'] as const
+/** `held`: waiting for the addressed user's digest; `batched`: carried by that digest (`digest_id`). */
+export const NOTIFICATION_STATUSES = ['pending', 'sending', 'delivered', 'dead', 'discarded', 'held', 'batched'] as const
 export type NotificationStatus = (typeof NOTIFICATION_STATUSES)[number]
 
 /**
@@ -65,6 +66,10 @@ export const notification = pgTable(
     lastError: text('last_error'),
     runId: uuid('run_id'),
     ruleId: uuid('rule_id'),
+    /** The user the message is addressed to (their preferences applied), if any. */
+    userId: uuid('user_id'),
+    /** For a `batched` message: the digest message that carried it. */
+    digestId: uuid('digest_id'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     deliveredAt: timestamp('delivered_at', { withTimezone: true }),
   },
@@ -80,6 +85,9 @@ export const notification = pgTable(
     index('notification_sending_idx')
       .on(t.leaseUntil)
       .where(sql`${t.status} = 'sending'`),
+    index('notification_held_idx')
+      .on(t.userId, t.channelId, t.createdAt)
+      .where(sql`${t.status} = 'held'`),
     index('notification_dead_idx')
       .on(t.createdAt)
       .where(sql`${t.status} = 'dead'`),
@@ -133,6 +141,8 @@ export const notificationRule = pgTable(
     id: uuid('id').primaryKey().defaultRandom(),
     name: text('name').notNull(),
     enabled: boolean('enabled').notNull().default(true),
+    /** Critical messages go out during users' quiet hours and are never held for a digest. */
+    critical: boolean('critical').notNull().default(false),
     events: jsonb('events').$type<string[]>().notNull(),
     conditions: jsonb('conditions').$type<RuleConditions>().notNull().default({}),
     channelIds: jsonb('channel_ids').$type<string[]>().notNull().default([]),
