@@ -1,17 +1,18 @@
-import { and, inArray, isNull, sql } from 'drizzle-orm'
+import { and, eq, inArray, isNull, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
 import { uuidArray, type Db } from '../db/client.ts'
 import { appUser } from '../users/users.sql.ts'
 import { driverFor } from './channels/index.ts'
 import type { Message } from './channels/types.ts'
-import { notificationChannel, type NotificationChannelRow, type NotificationRuleRow } from './notify.sql.ts'
+import { notificationChannel, notificationPreference, type NotificationChannelRow, type NotificationRuleRow } from './notify.sql.ts'
+import { acceptsEvent, quietUntil, type PreferenceRow } from './preferences.ts'
 import { enqueueNotification } from './outbox.ts'
 import { renderMessage, type MessageFields } from './templates.ts'
 
 /*
  * A rule's message for one event: rendered once from the rule's template, shaped by each channel
  * type, and written to the outbox per channel (its own destination) and per user (by email) with
- * a key that makes the same event never queue the same message twice.
+ * a key that makes the same event never queue the same message twice. Users' preferences apply.
  */
 
 export function messageOf(rule: Pick<NotificationRuleRow, 'template'>, fields: MessageFields): Message {
@@ -37,45 +38,69 @@ export function messageOf(rule: Pick<NotificationRuleRow, 'template'>, fields: M
   }
 }
 
-/** Queues the rule's message on its channels and for its users; returns how many rows were new. */
-export async function deliverToRule(
-  _ctx: AppContext,
-  db: Db,
-  rule: Pick<NotificationRuleRow, 'id' | 'template' | 'channelIds' | 'userIds'>,
-  fields: MessageFields,
-  at: { key: string; runId?: string },
-): Promise<number> {
-  const channels = rule.channelIds.length
-    ? await db.select().from(notificationChannel).where(and(inArray(notificationChannel.id, rule.channelIds), isNull(notificationChannel.deletedAt)))
-    : []
+type Rule = Pick<NotificationRuleRow, 'id' | 'template' | 'channelIds' | 'userIds'> & { critical?: boolean }
+type Addressee = { id: string; email: string | null; pref: PreferenceRow | null }
+
+/**
+ * Queues the rule's message on its channels and for its users; returns how many rows were new.
+ * A user gets it on the channels they accept (by default email to their address), deferred to the
+ * end of their quiet hours or held for their digest — unless the message is critical.
+ */
+export async function deliverToRule(ctx: AppContext, db: Db, rule: Rule, fields: MessageFields, at: { key: string; runId?: string }): Promise<number> {
+  const channels = await liveChannels(db, rule.channelIds)
   const message = messageOf(rule, fields)
+  const critical = rule.critical === true || message.severity === 'critical'
+  const now = ctx.clock()
   let queued = 0
-  const put = async (channel: NotificationChannelRow, recipient: string | null) => {
+  const put = async (channel: NotificationChannelRow, recipient: string | null, user?: Addressee) => {
     const driver = driverFor(channel.type)
     if (!driver) return
-    const shaped = driver.render(channel, message)
-    const payload = recipient ? { ...shaped.payload, to: [recipient] } : shaped.payload
-    const fresh = await enqueueNotification(db, {
+    const held = !critical && !!user?.pref?.digestMinutes
+    // A held message keeps the unshaped message: the digest is what gets shaped for the channel.
+    const shaped = held ? { subject: message.subject, payload: { message } } : driver.render(channel, message)
+    const notBefore = critical || held ? null : quietUntil(user?.pref ?? undefined, now)
+    const id = await enqueueNotification(db, {
       channelId: channel.id,
       event: message.event,
-      dedupeKey: `${at.key}:rule:${rule.id}:channel:${channel.id}:to:${recipient ?? '-'}`,
+      dedupeKey: `${at.key}:rule:${rule.id}:channel:${channel.id}:to:${user ? `user:${user.id}` : '-'}`,
       recipient,
       subject: shaped.subject,
-      payload,
+      payload: recipient && !held ? { ...shaped.payload, to: [recipient] } : shaped.payload,
       runId: at.runId ?? null,
       ruleId: rule.id,
+      userId: user?.id ?? null,
+      held,
+      ...(notBefore ? { notBefore } : {}),
     })
-    if (fresh) queued++
+    if (id) queued++
   }
   for (const channel of channels) await put(channel, null)
-  if (rule.userIds.length) {
-    const email = channels.find((c) => c.type === 'email') ?? (await defaultEmailChannel(db))
-    if (email) {
-      const users = await db.select({ email: appUser.email }).from(appUser).where(sql`${appUser.id} = any(${uuidArray(rule.userIds)}) and ${appUser.email} is not null`)
-      for (const u of users) await put(email, u.email!)
+  if (!rule.userIds.length) return queued
+  const users = (await addressees(db, rule.userIds)).filter((u) => acceptsEvent(u.pref?.events ?? null, message.event))
+  const chosen = await liveChannels(db, [...new Set(users.flatMap((u) => u.pref?.channelIds ?? []))])
+  let email = channels.find((c) => c.type === 'email')
+  for (const user of users) {
+    const accepted = user.pref?.channelIds ? chosen.filter((c) => user.pref!.channelIds!.includes(c.id)) : [(email ??= await defaultEmailChannel(db))].filter((c) => !!c)
+    for (const channel of accepted) {
+      if (channel.type !== 'email') await put(channel, null, user)
+      else if (user.email) await put(channel, user.email, user)
     }
   }
   return queued
+}
+
+async function liveChannels(db: Db, ids: string[]): Promise<NotificationChannelRow[]> {
+  if (!ids.length) return []
+  return db.select().from(notificationChannel).where(and(inArray(notificationChannel.id, ids), isNull(notificationChannel.deletedAt)))
+}
+
+/** Enabled users with their preferences (null: the defaults). */
+async function addressees(db: Db, ids: string[]): Promise<Addressee[]> {
+  return db
+    .select({ id: appUser.id, email: appUser.email, pref: notificationPreference })
+    .from(appUser)
+    .leftJoin(notificationPreference, eq(notificationPreference.userId, appUser.id))
+    .where(sql`${appUser.id} = any(${uuidArray(ids)}) and not ${appUser.disabled}`)
 }
 
 /** Users named by a rule without an email channel of its own get mail through the first one configured. */

@@ -30,13 +30,17 @@ export interface OutboxMessage {
   notBefore?: Date
   runId?: string | null
   ruleId?: string | null
+  /** The user it is addressed to (their preferences were applied). */
+  userId?: string | null
+  /** Held for the user's digest instead of delivered on its own (the payload is the unshaped message). */
+  held?: boolean
 }
 
 /**
- * Inserts a message inside the caller's transaction; true when it is new. A second enqueue with the
- * same dedupe key is ignored (false).
+ * Inserts a message inside the caller's transaction; its id when it is new. A second enqueue with
+ * the same dedupe key is ignored (null).
  */
-export async function enqueueNotification(tx: Db, row: OutboxMessage): Promise<boolean> {
+export async function enqueueNotification(tx: Db, row: OutboxMessage): Promise<string | null> {
   const [inserted] = await tx
     .insert(notification)
     .values({
@@ -50,13 +54,15 @@ export async function enqueueNotification(tx: Db, row: OutboxMessage): Promise<b
       ...(row.notBefore !== undefined ? { nextAttemptAt: row.notBefore } : {}),
       runId: row.runId ?? null,
       ruleId: row.ruleId ?? null,
+      userId: row.userId ?? null,
+      ...(row.held ? { status: 'held' as const } : {}),
     })
     .onConflictDoNothing({ target: notification.dedupeKey })
     .returning({ id: notification.id })
-  if (!inserted) return false
-  // Identical NOTIFYs in one transaction collapse into one; a deferred message is found by the poll.
-  if (row.notBefore === undefined) await wakeWorkers(tx)
-  return true
+  if (!inserted) return null
+  // Identical NOTIFYs in one transaction collapse into one; a deferred or held message is found by the poll.
+  if (row.notBefore === undefined && !row.held) await wakeWorkers(tx)
+  return inserted.id
 }
 
 export async function wakeWorkers(db: Db): Promise<void> {
@@ -93,6 +99,9 @@ export interface NotificationDto {
   lease_until: string | null
   run_id: string | null
   rule_id: string | null
+  user_id: string | null
+  /** For a `batched` message: the digest that carried it. */
+  digest_id: string | null
   created_at: string
   delivered_at: string | null
   /** Every delivery attempt, oldest first. */
@@ -118,6 +127,8 @@ function notificationDto(row: NotificationRow, attempts: AttemptRow[]): Notifica
     lease_until: iso(row.leaseUntil),
     run_id: row.runId,
     rule_id: row.ruleId,
+    user_id: row.userId,
+    digest_id: row.digestId,
     created_at: row.createdAt.toISOString(),
     delivered_at: iso(row.deliveredAt),
     attempts: attempts.map((a) => ({
@@ -229,6 +240,8 @@ export interface OutboxStatus {
   queue_depth: number
   sending: number
   dead: number
+  /** Waiting for users' digests. */
+  held: number
   oldest_pending_at: string | null
   last_error: { at: string; message: string; channel_id: string } | null
   last_delivery_at: string | null
@@ -240,6 +253,7 @@ export async function getOutboxStatus(ctx: AppContext): Promise<OutboxStatus> {
       pending: sql<number>`(count(*) filter (where ${notification.status} = 'pending'))::int`,
       sending: sql<number>`(count(*) filter (where ${notification.status} = 'sending'))::int`,
       dead: sql<number>`(count(*) filter (where ${notification.status} = 'dead'))::int`,
+      held: sql<number>`(count(*) filter (where ${notification.status} = 'held'))::int`,
       oldestPending: sql<Date | null>`min(${notification.createdAt}) filter (where ${notification.status} = 'pending')`.mapWith(notification.createdAt),
       lastDelivery: sql<Date | null>`max(${notification.deliveredAt})`.mapWith(notification.deliveredAt),
     })
@@ -255,6 +269,7 @@ export async function getOutboxStatus(ctx: AppContext): Promise<OutboxStatus> {
     queue_depth: counts?.pending ?? 0,
     sending: counts?.sending ?? 0,
     dead: counts?.dead ?? 0,
+    held: counts?.held ?? 0,
     oldest_pending_at: iso(counts?.oldestPending ?? null),
     last_error: lastError
       ? { at: lastError.at.toISOString(), message: lastError.error ?? `HTTP ${lastError.httpStatus ?? '?'}`, channel_id: lastError.channelId }

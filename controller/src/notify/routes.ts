@@ -1,9 +1,13 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
 import { allow } from '../auth/access.ts'
+import { roleAtLeast } from '../auth/roles.ts'
+import { AppError } from '../errors.ts'
+import { readJson } from '../http/validate.ts'
 import type { AppEnv } from '../context.ts'
 import { PageQuery, parseQuery } from '../http/pagination.ts'
 import { NOTIFICATION_STATUSES } from './notify.sql.ts'
+import { getPreferences, savePreferences } from './preferences.ts'
 import { discardNotification, getNotification, getOutboxStatus, listNotifications, retryNotification, type NotificationDto } from './outbox.ts'
 
 const Time = z.iso.datetime({ offset: true }).transform((s) => new Date(s))
@@ -16,6 +20,12 @@ const Filters = z.object({
 })
 const ListQuery = PageQuery.extend(Filters.shape)
 const DeadLetterQuery = PageQuery.extend(Filters.omit({ status: true }).shape)
+
+/** A user's own preferences, or anyone's for an admin. */
+function ownOrAdmin(c: { get(key: 'principal'): AppEnv['Variables']['principal'] }, userId: string): void {
+  const p = c.get('principal')!
+  if (p.userId.toLowerCase() !== userId.toLowerCase() && !roleAtLeast(p.role, 'admin')) throw new AppError('FORBIDDEN', 'only your own notification preferences, unless you are an admin')
+}
 
 const auditSummary = (n: NotificationDto) => ({ event: n.event, channel_id: n.channel_id, status: n.status, attempts: n.attempt_count })
 
@@ -45,3 +55,15 @@ export const notificationsRoutes = new Hono<AppEnv>()
     return c.json(n)
   })
   .get('/notification/status', allow('viewer'), async (c) => c.json(await getOutboxStatus(c.var.ctx)))
+  .get('/notification/preferences/:user_id', allow('viewer'), async (c) => {
+    ownOrAdmin(c, c.req.param('user_id'))
+    return c.json(await getPreferences(c.var.ctx, c.req.param('user_id')))
+  })
+  .post('/notification/preferences/:user_id', allow('viewer'), async (c) => {
+    const userId = c.req.param('user_id')
+    ownOrAdmin(c, userId)
+    const saved = await savePreferences(c.var.ctx, userId, await readJson(c, z.unknown()), c.get('principal')!.username)
+    const { updated_at: _at, updated_by: _by, ...summary } = saved
+    c.set('audit', { action: 'notification.preferences_update', resourceType: 'user', resourceId: userId, summary })
+    return c.json(saved)
+  })
