@@ -115,6 +115,12 @@ export const ControllerConfig = z
     OPSC_SCHEDULER_GRACE_MS: bounded('OPSC_SCHEDULER_GRACE_MS', 5_000, 0, 3_600_000),
     /** Notifications one controller delivers at once (each channel's rate limit still applies across controllers). */
     OPSC_NOTIFY_CONCURRENCY: bounded('OPSC_NOTIFY_CONCURRENCY', 8, 1, 1_000, 'deliveries'),
+    /** A failed delivery waits this long before its second attempt, doubling each time (±20 % jitter) up to the cap. */
+    OPSC_NOTIFY_BACKOFF_BASE_MS: bounded('OPSC_NOTIFY_BACKOFF_BASE_MS', 5_000, 100, 3_600_000),
+    /** The longest wait between two attempts of one notification (a receiver's Retry-After may ask for longer, up to an hour). */
+    OPSC_NOTIFY_BACKOFF_CAP_MS: bounded('OPSC_NOTIFY_BACKOFF_CAP_MS', 15 * 60_000, 100, 86_400_000),
+    /** A claimed notification's lease: a send is aborted at half of it; a controller that died holding one loses it when it lapses. */
+    OPSC_NOTIFY_LEASE_MS: bounded('OPSC_NOTIFY_LEASE_MS', 60_000, 2_000, 3_600_000),
     /** The directory `sftp.sync` steps sync from and to (`local`); default `<OPSC_DATA_DIR>/files`. */
     OPSC_FILES_DIR: z
       .string()
@@ -127,6 +133,13 @@ export const ControllerConfig = z
         code: 'custom',
         path: ['OPSC_TLS_CERT'],
         message: 'OPSC_TLS_CERT and OPSC_TLS_KEY must be set together (or neither, to use the generated CA)',
+      })
+    }
+    if (cfg.OPSC_NOTIFY_BACKOFF_CAP_MS < cfg.OPSC_NOTIFY_BACKOFF_BASE_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OPSC_NOTIFY_BACKOFF_CAP_MS'],
+        message: `OPSC_NOTIFY_BACKOFF_CAP_MS must not be below OPSC_NOTIFY_BACKOFF_BASE_MS (${cfg.OPSC_NOTIFY_BACKOFF_BASE_MS})`,
       })
     }
     if (cfg.OPSC_HTTP_PORT !== 0 && cfg.OPSC_HTTP_PORT === cfg.OPSC_GRPC_PORT) {

@@ -147,7 +147,12 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     })
     scheduler.start()
     cleanups.push(() => scheduler.stop())
-    const notifier = new NotificationWorker(ctx, (type) => driverFor(type, ctx), { concurrency: config.OPSC_NOTIFY_CONCURRENCY })
+    const notifier = new NotificationWorker(ctx, (type) => driverFor(type, ctx), {
+      concurrency: config.OPSC_NOTIFY_CONCURRENCY,
+      backoffBaseMs: config.OPSC_NOTIFY_BACKOFF_BASE_MS,
+      backoffCapMs: config.OPSC_NOTIFY_BACKOFF_CAP_MS,
+      leaseMs: config.OPSC_NOTIFY_LEASE_MS,
+    })
     await notifier.start()
     cleanups.push(() => notifier.stop())
     const timers = startBackgroundLoops(ctx, grpc)

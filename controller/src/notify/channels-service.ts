@@ -321,7 +321,8 @@ export async function testChannel(ctx: AppContext, id: string, opts: { link?: st
   const driver = channelDriver(ctx, row.type)
   const { payload } = driver.render(row, testMessage(row, ctx.clock(), opts.link))
   const signal = AbortSignal.any([AbortSignal.timeout(TEST_DEADLINE_MS), ...(opts.signal ? [opts.signal] : [])])
-  const r = await driver.deliver(row, openChannelSecret(ctx, row), payload, signal)
+  // A test send is its own delivery: a fresh id, so a receiver de-duplicating on it never drops a real message.
+  const r = await driver.deliver(row, openChannelSecret(ctx, row), payload, signal, { id: randomUUID() })
   ctx.log.info({ channelId: row.id, type: row.type, ok: r.ok, httpStatus: r.httpStatus, durationMs: r.durationMs }, 'notify.channel_test')
   return {
     channel: dtoOf(ctx, row),

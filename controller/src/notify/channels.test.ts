@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -15,10 +15,12 @@ import { hasOpenssl } from '../../../test/harness/keys.ts'
 import { createApp } from '../app.ts'
 import { auditLog } from '../audit/audit.sql.ts'
 import { setting } from '../settings/settings.sql.ts'
+import { emailDriver } from './channels/email.ts'
 import { driverFor } from './channels/index.ts'
 import { parseRetryAfter } from './channels/http-post.ts'
 import type { ChannelDriver, Message } from './channels/types.ts'
 import { notificationChannel, type NotificationChannelRow } from './notify.sql.ts'
+import { loadSmtpTransport } from './smtp-settings.ts'
 
 /*
  * Channels against real receivers: an smtp-server on a loopback port (AUTH only after STARTTLS,
@@ -285,6 +287,17 @@ describe('SMTP settings and email channels', { skip: !hasOpenssl && 'needs opens
     assert.equal(withSecret.status, 400)
     assert.deepEqual(errorPaths(withSecret.body), ['secret.password'])
   })
+
+  test('the delivery id becomes the Message-ID: the same on every attempt of one notification', async () => {
+    const driver = emailDriver(() => loadSmtpTransport(t.ctx))
+    const ch = { id: randomUUID(), name: 'm', type: 'email', config: { to: ['ops@example.test'] } } as unknown as NotificationChannelRow
+    const { payload } = driver.render(ch, { event: 'run.failed', severity: 'error', subject: 'redelivered', text: 't' })
+    const id = randomUUID()
+    const before = smtp.mails.length
+    for (let i = 0; i < 2; i++) assert.equal((await driver.deliver(ch, {}, payload, AbortSignal.timeout(30_000), { id })).ok, true)
+    const ids = smtp.mails.slice(before).map((m) => /^message-id:\s*(.*)$/im.exec(m.raw.split(/\r?\n\r?\n/, 1)[0]!)?.[1]?.trim())
+    assert.deepEqual(ids, [`<${id}@opsconductor>`, `<${id}@opsconductor>`])
+  })
 })
 
 describe('Slack, Teams and webhook payloads', () => {
@@ -373,6 +386,7 @@ describe('Slack, Teams and webhook payloads', () => {
     assert.equal(req.headers['x-api-key'], SECRETS.apiKey)
     assert.equal(req.headers.authorization, `Basic ${Buffer.from(`notifier:${SECRETS.basicPassword}`).toString('base64')}`)
     assert.equal(req.headers['x-opsconductor-event'], 'notification.test')
+    assert.match(String(req.headers['x-opsconductor-delivery']), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a test send is a delivery of its own')
     assert.match(req.headers['content-type']!, /^application\/json/)
     // What a receiver does: recompute over the raw body, compare in constant time, check freshness.
     const timestamp = Number(req.headers['x-opsconductor-timestamp'])
@@ -387,6 +401,19 @@ describe('Slack, Teams and webhook payloads', () => {
     assert.equal(body.event, 'notification.test')
     assert.equal(body.link, 'http://localhost/')
     assert.deepEqual(body.data, { channel_id: id, test: true })
+  })
+
+  test('webhook: X-OpsConductor-Delivery carries the notification id on every attempt, and a secret header cannot replace it', async () => {
+    const id = randomUUID()
+    const ch = { id: randomUUID(), name: 'd', type: 'webhook', config: { headers: {} } } as unknown as NotificationChannelRow
+    const webhook = driverFor('webhook')!
+    const { payload } = webhook.render(ch, { event: 'run.failed', severity: 'error', subject: 's', text: 't' })
+    const before = hook.received.length
+    for (let i = 0; i < 2; i++) {
+      const r = await webhook.deliver(ch, { url: `${hook.url}/d`, hmac_secret: SECRETS.hmac, 'header:X-OpsConductor-Delivery': 'forged' }, payload, AbortSignal.timeout(10_000), { id })
+      assert.equal(r.ok, true, JSON.stringify(r))
+    }
+    assert.deepEqual(hook.received.slice(before).map((r) => r.headers['x-opsconductor-delivery']), [id, id])
   })
 
   test('webhook: a body template is rendered with the jobs template engine', async () => {
@@ -407,7 +434,8 @@ describe('Slack, Teams and webhook payloads', () => {
 
 describe('what receivers answer', () => {
   const row = () => ({ id: '00000000-0000-4000-8000-000000000001', name: 'r', type: 'webhook', config: { timeout_ms: 2000 } }) as unknown as NotificationChannelRow
-  const deliver = (driver: ChannelDriver, url: string) => driver.deliver(row(), { url }, driver.render(row(), { event: 'e', severity: 'info', subject: 's', text: 't' }).payload, AbortSignal.timeout(10_000))
+  const deliver = (driver: ChannelDriver, url: string) =>
+    driver.deliver(row(), { url }, driver.render(row(), { event: 'e', severity: 'info', subject: 's', text: 't' }).payload, AbortSignal.timeout(10_000), { id: randomUUID() })
   const webhook = driverFor('webhook')!
 
   test('429 with Retry-After seconds or an HTTP date → retry after that long', async () => {
@@ -456,7 +484,7 @@ describe('what receivers answer', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`
     const started = Date.now()
-    const r = await webhook.deliver({ ...row(), config: { timeout_ms: 1000 } }, { url }, { event: 'e', content_type: 'application/json', body: '{}' }, AbortSignal.timeout(10_000))
+    const r = await webhook.deliver({ ...row(), config: { timeout_ms: 1000 } }, { url }, { event: 'e', content_type: 'application/json', body: '{}' }, AbortSignal.timeout(10_000), { id: randomUUID() })
     silent.closeAllConnections()
     silent.close()
     assert.equal(r.ok, false)
@@ -506,6 +534,7 @@ describe('channel API', () => {
       [{ name: 'a', type: 'webhook', config: { username: 'u' }, secret: { url: `${hook.url}/a` } }, ['secret.password']],
       [{ name: 'a', type: 'webhook', secret: { url: `${hook.url}/a`, password: 'pw' } }, ['config.username']],
       [{ name: 'a', type: 'webhook', secret: { url: `${hook.url}/a`, headers: { 'X-Opsconductor-Signature': 'forged' } } }, ['secret.headers.X-Opsconductor-Signature']],
+      [{ name: 'a', type: 'webhook', config: { headers: { 'X-OpsConductor-Delivery': 'fixed' } }, secret: { url: `${hook.url}/a` } }, ['config.headers.X-OpsConductor-Delivery']],
       [{ name: 'a', type: 'webhook', secret: { url: `${hook.url}/a`, headers: { 'bad header': 'v' } } }, ['secret.headers.bad header']],
     ]
     for (const [body, expected] of cases) {

@@ -43,6 +43,8 @@ const FAST: NotificationWorkerOptions = { pollMs: 50, backoffBaseMs: 50, backoff
 interface Hit {
   key: string
   at: number
+  /** The X-OpsConductor-Delivery header: the notification id the worker gave the driver. */
+  delivery: string | undefined
 }
 
 class Receiver {
@@ -64,7 +66,8 @@ class Receiver {
       req.on('end', () => {
         const key = String((JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { key?: string }).key)
         const n = this.count(key)
-        this.hits.push({ key, at: Date.now() })
+        const delivery = req.headers['x-opsconductor-delivery']
+        this.hits.push({ key, at: Date.now(), delivery: typeof delivery === 'string' ? delivery : undefined })
         const answer = this.respond(key, n)
         setTimeout(() => res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers }).end(`answer ${answer.status}`), this.delayMs)
       })
@@ -100,10 +103,11 @@ function retryAfterMs(header: string | null): number | undefined {
 }
 
 /** POSTs the payload to the URL in the channel's secret; classifies the answer as a real HTTP driver does. */
-async function postPayload(secret: Record<string, string>, payload: Record<string, unknown>, signal: AbortSignal): Promise<SendResult> {
+async function postPayload(secret: Record<string, string>, payload: Record<string, unknown>, signal: AbortSignal, deliveryId: string): Promise<SendResult> {
   const started = Date.now()
   try {
-    const res = await fetch(secret.url!, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload), signal, redirect: 'manual' })
+    const headers = { 'content-type': 'application/json', 'x-opsconductor-delivery': deliveryId }
+    const res = await fetch(secret.url!, { method: 'POST', headers, body: JSON.stringify(payload), signal, redirect: 'manual' })
     const response = (await res.text()).slice(0, 200)
     const durationMs = Date.now() - started
     if (res.ok) return { ok: true, httpStatus: res.status, response, durationMs }
@@ -118,7 +122,7 @@ async function postPayload(secret: Record<string, string>, payload: Record<strin
 const testDriver: ChannelDriver = {
   type: 'webhook',
   render: (_channel, message) => ({ subject: message.subject, payload: { text: message.text } }),
-  deliver: (_channel, secret, payload, signal) => postPayload(secret, payload, signal),
+  deliver: (_channel, secret, payload, signal, meta) => postPayload(secret, payload, signal, meta.id),
 }
 const webhookOnly: DriverLookup = (type) => (type === 'webhook' ? testDriver : undefined)
 
@@ -138,10 +142,9 @@ async function createChannel(opts: { url: string; rateLimitPerMinute?: number; t
 }
 
 async function enqueue(channelId: string, key: string, extra: Partial<OutboxMessage> = {}): Promise<string> {
-  await t.ctx.db.transaction(async (tx) => {
-    assert.equal(await enqueueNotification(tx as unknown as Db, { channelId, event: 'run.failed', dedupeKey: key, subject: `subject ${key}`, payload: { key }, ...extra }), true)
-  })
+  const id = await t.ctx.db.transaction((tx) => enqueueNotification(tx as unknown as Db, { channelId, event: 'run.failed', dedupeKey: key, subject: `subject ${key}`, payload: { key }, ...extra }))
   const [row] = await t.ctx.db.select({ id: notification.id }).from(notification).where(eq(notification.dedupeKey, key))
+  assert.equal(id, row!.id)
   return row!.id
 }
 
@@ -408,7 +411,7 @@ describe('several controllers', () => {
     const rx = await new Receiver().up()
     const channelId = await createChannel({ url: rx.url })
     // Reaches the receiver, then never reports: the controller died before recording the outcome.
-    const dying: ChannelDriver = { ...testDriver, deliver: async (c, s, p, signal) => (await testDriver.deliver(c, s, p, signal), new Promise<SendResult>(() => {})) }
+    const dying: ChannelDriver = { ...testDriver, deliver: async (c, s, p, signal, meta) => (await testDriver.deliver(c, s, p, signal, meta), new Promise<SendResult>(() => {})) }
     const dead = otherController()
     const a = await startWorker({ leaseMs: 3_000, stopGraceMs: 10 }, () => dying, dead)
     const key = `killed-${randomUUID()}`
@@ -422,6 +425,11 @@ describe('several controllers', () => {
     try {
       await untilStatus(id, 'delivered')
       assert.equal(rx.count(key), 2, 'at-least-once at the wire')
+      assert.deepEqual(
+        rx.hits.filter((h) => h.key === key).map((h) => h.delivery),
+        [id, id],
+        'both sends carry the notification id, so the receiver can de-duplicate',
+      )
       const attempts = await attemptsOf(id)
       assert.deepEqual(
         attempts.map((x) => [x.attempt, x.outcome]),
@@ -478,10 +486,10 @@ describe('enqueue', () => {
       t.ctx.db.transaction((tx) =>
         enqueueNotification(tx as unknown as Db, { channelId, event: 'run.failed', dedupeKey: key, subject: 's', payload: { key }, notBefore: new Date(Date.now() + 3_600_000) }),
       )
-    assert.equal(await put(), true)
-    assert.equal(await put(), false)
+    const first = await put()
+    assert.equal(await put(), null)
     const rows = await t.ctx.db.select().from(notification).where(eq(notification.dedupeKey, key))
-    assert.equal(rows.length, 1)
+    assert.deepEqual(rows.map((r) => r.id), [first])
     // A rolled-back event leaves no message behind.
     await assert.rejects(
       t.ctx.db.transaction(async (tx) => {
@@ -498,7 +506,7 @@ describe('enqueue', () => {
     const id = await enqueue(channelId, `status-${randomUUID()}`, { notBefore: new Date(Date.now() + 3_600_000) })
     const res = await as(viewer).get('/api/v1/notification/status')
     assert.equal(res.status, 200)
-    assert.deepEqual(Object.keys(res.body).sort(), ['dead', 'last_delivery_at', 'last_error', 'oldest_pending_at', 'queue_depth', 'sending'])
+    assert.deepEqual(Object.keys(res.body).sort(), ['dead', 'held', 'last_delivery_at', 'last_error', 'oldest_pending_at', 'queue_depth', 'sending'])
     assert.ok(res.body.queue_depth >= 1)
     assert.ok(res.body.oldest_pending_at)
     assert.ok(res.body.last_delivery_at)

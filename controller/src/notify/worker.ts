@@ -285,7 +285,7 @@ export class NotificationWorker {
     }
     // The send ends well inside the lease, so no other worker takes the row over while it runs.
     const signal = AbortSignal.any([stopSignal, AbortSignal.timeout(Math.max(100, Math.floor(this.opts.leaseMs / 2)))])
-    return driver.deliver(channel, secret, row.payload, signal)
+    return driver.deliver(channel, secret, row.payload, signal, { id: row.id })
   }
 
   /** Writes the attempt and the row's next state in one transaction. */

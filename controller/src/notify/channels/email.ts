@@ -17,6 +17,9 @@ import type { ChannelDriver, Message, SendResult } from './types.ts'
  *   5xx (not 503), every recipient refused  permanent
  *   4xx, 503, connection/timeout errors     retry
  *   certificate not trusted                 permanent until the settings change
+ * Every attempt of one notification carries the same `Message-ID: <notification id@opsconductor>`,
+ * so a redelivery (at least once: a controller that died mid-send) is one message to mail
+ * clients and to servers that de-duplicate on it.
  */
 
 const MAX_RECIPIENTS = 100
@@ -65,8 +68,11 @@ function emailHtml(m: Message): string {
   ].join('')
 }
 
-/** Sends one message and reports the server's answer; never throws. */
-export async function sendEmail(smtp: SmtpTransportSettings, mail: EmailPayload, signal: AbortSignal): Promise<SendResult> {
+/** The Message-ID of a notification's email: stable across attempts, so receivers can de-duplicate. */
+export const emailMessageId = (notificationId: string) => `<${notificationId}@opsconductor>`
+
+/** Sends one message and reports the server's answer; never throws. Without `messageId` nodemailer makes a random one. */
+export async function sendEmail(smtp: SmtpTransportSettings, mail: EmailPayload, signal: AbortSignal, opts: { messageId?: string } = {}): Promise<SendResult> {
   const started = Date.now()
   const mask = masker(smtp.password ? [smtp.password] : [])
   const transport = createTransport({
@@ -95,6 +101,7 @@ export async function sendEmail(smtp: SmtpTransportSettings, mail: EmailPayload,
       subject: mail.subject,
       text: mail.text,
       html: mail.html,
+      ...(opts.messageId ? { messageId: opts.messageId } : {}),
       signal,
     })
     const rejected = (info.rejected ?? []).map(String)
@@ -135,7 +142,7 @@ export function emailDriver(loadSmtp: () => Promise<SmtpTransportSettings | null
       const payload = renderEmail(channel.config, message)
       return { subject: payload.subject, payload: { ...payload } }
     },
-    async deliver(_channel, _secret, payload, signal) {
+    async deliver(_channel, _secret, payload, signal, meta) {
       let smtp: SmtpTransportSettings | null
       try {
         smtp = await loadSmtp()
@@ -146,7 +153,7 @@ export function emailDriver(loadSmtp: () => Promise<SmtpTransportSettings | null
       if (!smtp) return { ok: false, error: 'SMTP is not configured (POST /api/v1/notification/smtp/settings)', durationMs: 0 }
       const mail = EmailPayloadShape.safeParse(payload)
       if (!mail.success) return { ok: false, permanent: true, error: 'not an email payload', durationMs: 0 }
-      return sendEmail(smtp, mail.data, signal)
+      return sendEmail(smtp, mail.data, signal, { messageId: emailMessageId(meta.id) })
     },
   }
 }

@@ -39,10 +39,20 @@ export interface SendResult {
 /** The channel's sealed secret, opened only for the delivery (webhook URL, HMAC key, SMTP password). */
 export type ChannelSecret = Record<string, string>
 
+/** About the delivery rather than the message. */
+export interface DeliveryMeta {
+  /**
+   * The notification's id: the same on every attempt and redelivery of one message (a retry, a
+   * lease taken over after a crash), so a receiver can de-duplicate on it. Webhooks send it as
+   * `X-OpsConductor-Delivery`, email as the `Message-ID` `<id@opsconductor>`.
+   */
+  id: string
+}
+
 export interface ChannelDriver {
   type: ChannelType
   /** Renders a message into the payload stored in the outbox row (JSON-serialisable). */
   render(channel: NotificationChannelRow, message: Message): { subject: string; payload: Record<string, unknown> }
   /** Hands a stored payload to the receiver once. */
-  deliver(channel: NotificationChannelRow, secret: ChannelSecret, payload: Record<string, unknown>, signal: AbortSignal): Promise<SendResult>
+  deliver(channel: NotificationChannelRow, secret: ChannelSecret, payload: Record<string, unknown>, signal: AbortSignal, meta: DeliveryMeta): Promise<SendResult>
 }

@@ -23,6 +23,11 @@ import type { ChannelDriver, Message } from './types.ts'
  * (crypto.timingSafeEqual), and rejects the request when the timestamp is more than 5 minutes
  * from its clock — a captured request cannot be replayed later, and the timestamp cannot be
  * changed without breaking the signature. See README.md in this folder for a receiver example.
+ *
+ * Every request also carries
+ *   X-OpsConductor-Delivery: <notification id>
+ * the same on every attempt of one message, including a redelivery after a controller died
+ * mid-send (delivery is at least once): a receiver that must not act twice de-duplicates on it.
  */
 
 export const WEBHOOK_TEMPLATE_NAMES = ['event', 'severity', 'subject', 'text', 'link', 'facts', 'data'] as const
@@ -51,7 +56,18 @@ export const WebhookConfig = z
 export type WebhookConfig = z.output<typeof WebhookConfig>
 
 /** Set by us on every request: neither config nor secret headers may carry them. */
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'transfer-encoding', 'connection', 'user-agent', 'x-opsconductor-timestamp', 'x-opsconductor-signature', 'x-opsconductor-event'])
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'host',
+  'transfer-encoding',
+  'connection',
+  'user-agent',
+  'x-opsconductor-timestamp',
+  'x-opsconductor-signature',
+  'x-opsconductor-event',
+  'x-opsconductor-delivery',
+])
 const RESERVED_HINT: Record<string, string> = { 'content-type': 'set config.content_type instead' }
 /** Header names and values that are credentials: refused in the config, which admins and the audit see. */
 export const SECRET_LOOKING_HEADER = /auth|token|secret|passw|api[-_]?key|signature|cookie|session|credential|private|\bkey\b/i
@@ -161,7 +177,14 @@ export function renderWebhook(config: Record<string, unknown>, m: Message): Reco
 }
 
 /** Request headers for one attempt: config headers, secret headers, auth, then ours (signature last). */
-export function webhookHeaders(config: Record<string, unknown>, secret: Record<string, string>, payload: Record<string, unknown>, body: string, now = Date.now()): Record<string, string> {
+export function webhookHeaders(
+  config: Record<string, unknown>,
+  secret: Record<string, string>,
+  payload: Record<string, unknown>,
+  body: string,
+  deliveryId: string,
+  now = Date.now(),
+): Record<string, string> {
   const plainHeaders = HeaderMap.safeParse(config.headers).data ?? {}
   const secretHeaders = Object.fromEntries(Object.entries(secret).filter(([k]) => k.startsWith(SECRET_HEADER_PREFIX)).map(([k, v]) => [k.slice(SECRET_HEADER_PREFIX.length), v]))
   let headers = mergeHeaders(plainHeaders, secretHeaders)
@@ -172,6 +195,7 @@ export function webhookHeaders(config: Record<string, unknown>, secret: Record<s
     'user-agent': 'OpsConductor-Notifier',
   }
   if (typeof payload.event === 'string') ours['x-opsconductor-event'] = payload.event
+  ours['x-opsconductor-delivery'] = deliveryId
   if (secret.hmac_secret) {
     const timestamp = Math.floor(now / 1000)
     ours['x-opsconductor-timestamp'] = String(timestamp)
@@ -183,14 +207,14 @@ export function webhookHeaders(config: Record<string, unknown>, secret: Record<s
 export const webhookDriver: ChannelDriver = {
   type: 'webhook',
   render: (channel, message) => ({ subject: message.subject, payload: renderWebhook(channel.config, message) }),
-  async deliver(channel, secret, payload, signal) {
+  async deliver(channel, secret, payload, signal, meta) {
     if (!secret.url) return { ok: false, permanent: true, error: 'the channel has no URL', durationMs: 0 }
     const body = typeof payload.body === 'string' ? payload.body : JSON.stringify(payload.body ?? null)
     const method = channel.config.method === 'PUT' ? 'PUT' : 'POST'
     return deliverHttp({
       url: secret.url,
       method,
-      headers: webhookHeaders(channel.config, secret, payload, body),
+      headers: webhookHeaders(channel.config, secret, payload, body, meta.id),
       body,
       timeoutMs: timeoutOf(channel.config),
       caPem: typeof channel.config.ca_pem === 'string' ? channel.config.ca_pem : undefined,
