@@ -119,6 +119,10 @@ export const ControllerConfig = z
     OPSC_NOTIFY_BACKOFF_BASE_MS: bounded('OPSC_NOTIFY_BACKOFF_BASE_MS', 5_000, 100, 3_600_000),
     /** The longest wait between two attempts of one notification (a receiver's Retry-After may ask for longer, up to an hour). */
     OPSC_NOTIFY_BACKOFF_CAP_MS: bounded('OPSC_NOTIFY_BACKOFF_CAP_MS', 15 * 60_000, 100, 86_400_000),
+    /** Attempts per notification before it becomes a dead letter (12 with the default backoff: about an hour). */
+    OPSC_NOTIFY_MAX_ATTEMPTS: bounded('OPSC_NOTIFY_MAX_ATTEMPTS', 12, 1, 100, 'attempts'),
+    /** Finished notifications (and their attempts) older than this are deleted; 0 keeps them. */
+    OPSC_NOTIFY_RETENTION_DAYS: bounded('OPSC_NOTIFY_RETENTION_DAYS', 90, 0, 36_500, 'days'),
     /** A claimed notification's lease: a send is aborted at half of it; a controller that died holding one loses it when it lapses. */
     OPSC_NOTIFY_LEASE_MS: bounded('OPSC_NOTIFY_LEASE_MS', 60_000, 2_000, 3_600_000),
     /** The directory `sftp.sync` steps sync from and to (`local`); default `<OPSC_DATA_DIR>/files`. */

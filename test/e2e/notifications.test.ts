@@ -29,7 +29,7 @@ const noSmtp = hasOpenssl ? false : 'needs openssl for the SMTP server certifica
 const ADMIN_PASSWORD = `e2e notify operator passphrase ${randomBytes(6).toString('hex')}`
 const PUBLIC_URL = 'https://ops.example.test:8443'
 /** Backoff that makes the 8 attempts of a notification span about 40 s. */
-const NOTIFY_ENV = { OPSC_NOTIFY_BACKOFF_BASE_MS: '1000', OPSC_NOTIFY_BACKOFF_CAP_MS: '8000' }
+const NOTIFY_ENV = { OPSC_NOTIFY_BACKOFF_BASE_MS: '1000', OPSC_NOTIFY_BACKOFF_CAP_MS: '8000', OPSC_NOTIFY_MAX_ATTEMPTS: '8' }
 const MAX_ATTEMPTS = 8
 const SETTLE_MS = 3_000
 

@@ -78,6 +78,7 @@ async function digestOne(ctx: AppContext, db: Db, userId: string, channelId: str
     subject: shaped.subject,
     payload: recipient ? { ...shaped.payload, to: [recipient] } : shaped.payload,
     userId,
+    maxAttempts: ctx.config.OPSC_NOTIFY_MAX_ATTEMPTS,
     ...(notBefore ? { notBefore } : {}),
   })
   await db.update(notification).set({ status: 'batched', digestId }).where(inArray(notification.id, ids))

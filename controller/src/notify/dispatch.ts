@@ -68,6 +68,7 @@ export async function deliverToRule(ctx: AppContext, db: Db, rule: Rule, fields:
       payload: recipient && !held ? { ...shaped.payload, to: [recipient] } : shaped.payload,
       runId: at.runId ?? null,
       ruleId: rule.id,
+      maxAttempts: ctx.config.OPSC_NOTIFY_MAX_ATTEMPTS,
       userId: user?.id ?? null,
       held,
       ...(notBefore ? { notBefore } : {}),
