@@ -1,7 +1,8 @@
 import type { Context } from 'hono'
 import { actorOf, type Actor } from '../auth/principal.ts'
 import type { AppEnv } from '../context.ts'
-import { appendAudit, type AuditEntry } from './service.ts'
+import { appendAuditNotifying } from '../notify/system-events.ts'
+import type { AuditEntry } from './service.ts'
 
 /**
  * Records a security event (login, token reuse, lockout…) with the request's address and id, and
@@ -21,5 +22,6 @@ export async function recordSecurityEvent(
   }
   const level = event.outcome === 'success' ? 'info' : 'warn'
   ctx.log[level]({ action: event.action, outcome: event.outcome, actor: entry.actor, clientAddress: entry.clientAddress, requestId: entry.requestId }, `security.${event.action}`)
-  await appendAudit(ctx.db, entry, ctx.clock())
+  // A lockout or a reused refresh token also raises its security.* notification, in the same transaction.
+  await appendAuditNotifying(ctx, entry)
 }

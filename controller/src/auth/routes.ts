@@ -54,6 +54,10 @@ export const authRoutes = new Hono<AppEnv>()
         throw new RateLimitedError(`too many failed sign-ins; try again in ${result.retryAfter} s`, result.retryAfter)
       case 'failed':
         await recordSecurityEvent(c, { action: 'auth.login', outcome: 'failure', actor, ...target, summary: { username: input.username, reason: result.reason } })
+        for (const l of result.lockouts) {
+          const summary = { username: input.username, scope: l.scope, failures: l.failures, locked_until: l.until.toISOString() }
+          await recordSecurityEvent(c, { action: 'auth.login_lockout', outcome: 'denied', actor, ...target, summary })
+        }
         throw new AppError('UNAUTHENTICATED', result.reason === 'wrong_mfa_code' ? 'invalid MFA code' : INVALID_CREDENTIALS)
       case 'mfa_required':
         throw new AppError('UNAUTHENTICATED', 'a TOTP code (or a recovery code) is required', { mfa_required: true })

@@ -10,7 +10,7 @@ import { verifySecondFactor } from './mfa.ts'
 import { dummyPasswordHash, hashPassword, needsRehash, verifyPassword } from './passwords.ts'
 import type { Principal } from './principal.ts'
 import { createSession, revokeUserSessions, rotateRefreshToken } from './sessions.ts'
-import { clearLoginFailures, loginRetryAfter, recordLoginFailure } from './throttle.ts'
+import { clearLoginFailures, loginRetryAfter, recordLoginFailure, type Lockout } from './throttle.ts'
 
 export const LoginInput = z
   .object({
@@ -35,7 +35,7 @@ export type LoginResult =
   | { kind: 'ok'; user: AppUserRow; tokens: IssuedTokens; mfaMethod: 'totp' | 'recovery_code' | null }
   | { kind: 'throttled'; retryAfter: number }
   | { kind: 'mfa_required'; user: AppUserRow }
-  | { kind: 'failed'; user: AppUserRow | undefined; reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'wrong_mfa_code' }
+  | { kind: 'failed'; user: AppUserRow | undefined; reason: 'unknown_user' | 'wrong_password' | 'disabled' | 'wrong_mfa_code'; lockouts: Lockout[] }
 
 export interface ClientInfo {
   address: string | null
@@ -55,16 +55,16 @@ export async function login(ctx: AppContext, input: LoginInput, client: ClientIn
   const passwordOk = await verifyPassword(input.password, user?.passwordHash ?? (await dummyPasswordHash()))
   const reason = !user ? 'unknown_user' : !passwordOk ? 'wrong_password' : user.disabled ? 'disabled' : null
   if (reason || !user) {
-    await recordLoginFailure(ctx.db, subject, now)
-    return { kind: 'failed', user, reason: reason ?? 'unknown_user' }
+    const lockouts = await recordLoginFailure(ctx.db, subject, now)
+    return { kind: 'failed', user, reason: reason ?? 'unknown_user', lockouts }
   }
   let mfaMethod: 'totp' | 'recovery_code' | null = null
   if (user.mfaEnabled) {
     if (!input.totp) return { kind: 'mfa_required', user }
     const factor = await verifySecondFactor(ctx.db, ctx.keyring, user, input.totp, now)
     if (!factor.ok) {
-      await recordLoginFailure(ctx.db, subject, now)
-      return { kind: 'failed', user, reason: 'wrong_mfa_code' }
+      const lockouts = await recordLoginFailure(ctx.db, subject, now)
+      return { kind: 'failed', user, reason: 'wrong_mfa_code', lockouts }
     }
     mfaMethod = factor.method
   }

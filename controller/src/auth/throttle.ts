@@ -34,21 +34,33 @@ export async function loginRetryAfter(db: Db, subject: ThrottleSubject, now: Dat
   return until > now.getTime() ? Math.ceil((until - now.getTime()) / 1000) : 0
 }
 
-export async function recordLoginFailure(db: Db, subject: ThrottleSubject, now: Date): Promise<void> {
+/** A lock that this failure started (the first of its window): what a lockout alert is about. */
+export interface Lockout {
+  scope: 'user' | 'address'
+  failures: number
+  until: Date
+}
+
+/** Counts the failure; returns the lockouts it started (the rows are locked, so exactly one failure starts each). */
+export async function recordLoginFailure(db: Db, subject: ThrottleSubject, now: Date): Promise<Lockout[]> {
   const k = keys(subject)
-  await db.transaction(async (tx) => {
-    await bump(tx as unknown as Db, k.user, now, USER_RESET_AFTER_MS, (failures) =>
+  return db.transaction(async (tx) => {
+    const started: Lockout[] = []
+    const user = await bump(tx as unknown as Db, k.user, now, USER_RESET_AFTER_MS, (failures) =>
       failures > FREE_FAILURES ? new Date(now.getTime() + Math.min(2 ** (failures - FREE_FAILURES - 1), MAX_LOCK_SECONDS) * 1000) : null,
     )
+    if (user.failures === FREE_FAILURES + 1 && user.lockedUntil) started.push({ scope: 'user', failures: user.failures, until: user.lockedUntil })
     if (k.address) {
-      await bump(tx as unknown as Db, k.address, now, ADDRESS_WINDOW_MS, (failures, windowStart) =>
+      const address = await bump(tx as unknown as Db, k.address, now, ADDRESS_WINDOW_MS, (failures, windowStart) =>
         failures >= ADDRESS_MAX_FAILURES ? new Date(windowStart.getTime() + ADDRESS_WINDOW_MS) : null,
       )
+      if (address.failures === ADDRESS_MAX_FAILURES && address.lockedUntil) started.push({ scope: 'address', failures: address.failures, until: address.lockedUntil })
     }
+    return started
   })
 }
 
-async function bump(db: Db, key: string, now: Date, resetAfterMs: number, lockFor: (failures: number, windowStart: Date) => Date | null) {
+async function bump(db: Db, key: string, now: Date, resetAfterMs: number, lockFor: (failures: number, windowStart: Date) => Date | null): Promise<{ failures: number; lockedUntil: Date | null }> {
   const [row] = await db.select().from(loginThrottle).where(eq(loginThrottle.key, key)).for('update')
   const fresh = !row || now.getTime() - row.windowStartedAt.getTime() > resetAfterMs
   const failures = fresh ? 1 : row.failures + 1
@@ -58,6 +70,7 @@ async function bump(db: Db, key: string, now: Date, resetAfterMs: number, lockFo
     .insert(loginThrottle)
     .values({ key, failures, windowStartedAt, lockedUntil })
     .onConflictDoUpdate({ target: loginThrottle.key, set: { failures, windowStartedAt, lockedUntil } })
+  return { failures, lockedUntil }
 }
 
 /** A successful login clears the username's record (the address keeps its window). */

@@ -24,6 +24,13 @@ export function messageOf(rule: Pick<NotificationRuleRow, 'template'>, fields: M
     ['Targets', fields.target_count && `${fields.target_count} (${fields.failed_count ?? 0} failed)`],
     ['Failed targets', fields.failed_targets],
     ['Step', fields.step_name?.replace(/^ \(step (.*)\)$/, '$1')],
+    ['Schedule', fields.schedule_name],
+    ['Due at', fields.fire_at],
+    ['Agent', fields.agent_name],
+    ['Host', fields.hostname],
+    ['Last seen', fields.last_seen_at],
+    ['Actor', fields.actor],
+    ['Source IP', fields.source_ip],
   ]
     .filter((f): f is [string, string] => typeof f[1] === 'string' && f[1] !== '')
     .map(([label, value]) => ({ label, value }))
@@ -88,6 +95,20 @@ export async function deliverToRule(ctx: AppContext, db: Db, rule: Rule, fields:
     }
   }
   return queued
+}
+
+/**
+ * One rule's share of an event, in a savepoint of the event's transaction: a rule that fails (a
+ * selector naming a deleted group, a bad channel) is logged and skipped, and never undoes the
+ * event that raised it (a run's end, a fire, an audit record).
+ */
+export async function forRule(ctx: AppContext, db: Db, rule: { id: string }, event: string, key: string, work: (tx: Db) => Promise<number>): Promise<number> {
+  try {
+    return await db.transaction((sp) => work(sp as unknown as Db))
+  } catch (err) {
+    ctx.log.warn({ err, ruleId: rule.id, event, key }, 'notify.event_failed')
+    return 0
+  }
 }
 
 async function liveChannels(db: Db, ids: string[]): Promise<NotificationChannelRow[]> {

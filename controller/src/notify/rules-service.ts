@@ -22,13 +22,15 @@ import { templateProblems } from './templates.ts'
 
 type Problem = { path: string; message: string }
 
-export const NOTIFY_EVENTS = ['run.succeeded', 'run.failed', 'run.finished', 'run.timed_out', 'step.failed', 'schedule.missed', 'agent.offline', 'agent.online', 'security.*'] as const
+export const NOTIFY_EVENTS = ['run.succeeded', 'run.failed', 'run.finished', 'run.timed_out', 'step.failed', 'schedule.missed', 'agent.offline', 'agent.online', 'security.*', 'security.login_lockout', 'security.refresh_token_reuse', 'security.forged_assignment'] as const
 
 const Uuids = z.array(z.uuid()).max(100)
 const RuleInput = z
   .object({
     name: z.string().trim().min(1).max(200),
     enabled: z.boolean().default(true),
+    /** Critical messages reach users during their quiet hours and are never held for a digest. */
+    critical: z.boolean().default(false),
     events: z.array(z.enum(NOTIFY_EVENTS)).min(1).max(NOTIFY_EVENTS.length),
     conditions: z
       .object({
@@ -64,6 +66,7 @@ export function ruleDto(r: NotificationRuleRow) {
     id: r.id,
     name: r.name,
     enabled: r.enabled,
+    critical: r.critical,
     events: r.events,
     conditions: r.conditions,
     channel_ids: r.channelIds,
@@ -118,6 +121,7 @@ async function checkRule(db: Db, input: RuleInput) {
   return {
     name: input.name,
     enabled: input.enabled,
+    critical: input.critical,
     events: input.events,
     conditions: input.conditions,
     channelIds: input.channel_ids.map((id) => id.toLowerCase()),

@@ -9,7 +9,7 @@ import { definitionOf } from '../runs/coordinator.ts'
 import { run, type RunRow, type RunStatus } from '../runs/runs.sql.ts'
 import { resolveSelector } from '../selectors/compile.ts'
 import { notificationEscalation, notificationRule, type NotificationRuleRow } from './notify.sql.ts'
-import { deliverToRule } from './dispatch.ts'
+import { deliverToRule, forRule } from './dispatch.ts'
 import type { Message } from './channels/types.ts'
 import type { MessageFields } from './templates.ts'
 
@@ -42,7 +42,8 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
 }
 
-async function activeRules(db: Db, events: string[]): Promise<NotificationRuleRow[]> {
+/** Enabled, not deleted rules naming any of these events. */
+export async function activeRules(db: Db, events: string[]): Promise<NotificationRuleRow[]> {
   return db
     .select()
     .from(notificationRule)
@@ -135,17 +136,20 @@ export async function notifyRunEnded(ctx: AppContext, db: Db, r: RunRow, status:
   let fields: MessageFields | undefined
   let queued = 0
   for (const rule of rules) {
-    if (!(await conditionsHold(ctx, db, rule, ended, status))) continue
-    fields ??= await runFields(ctx, db, ended, status)
     // One message per rule: the most specific of its events that this end raised.
     const event = events.filter((e) => rule.events.includes(e)).sort((a, b) => (a === 'run.finished' ? 1 : b === 'run.finished' ? -1 : 0))[0]!
-    queued += await deliverToRule(ctx, db, rule, { ...fields, event, severity: severityOf(status) }, { key: `run:${r.id}:${event}`, runId: r.id })
-    if (rule.escalation && outcome(status) === 'failure') {
-      await db
-        .insert(notificationEscalation)
-        .values({ ruleId: rule.id, runId: r.id, jobId: r.jobId, dueAt: new Date(ctx.clock().getTime() + rule.escalation.after_sec * 1000) })
-        .onConflictDoNothing()
-    }
+    queued += await forRule(ctx, db, rule, event, `run:${r.id}`, async (tx) => {
+      if (!(await conditionsHold(ctx, tx, rule, ended, status))) return 0
+      fields ??= await runFields(ctx, tx, ended, status)
+      const n = await deliverToRule(ctx, tx, rule, { ...fields, event, severity: severityOf(status) }, { key: `run:${r.id}:${event}`, runId: r.id })
+      if (rule.escalation && outcome(status) === 'failure') {
+        await tx
+          .insert(notificationEscalation)
+          .values({ ruleId: rule.id, runId: r.id, jobId: r.jobId, dueAt: new Date(ctx.clock().getTime() + rule.escalation.after_sec * 1000) })
+          .onConflictDoNothing()
+      }
+      return n
+    })
   }
   return queued
 }
@@ -194,8 +198,12 @@ async function notifyStepsFailed(ctx: AppContext, db: Db, r: RunRow, stepRunIds:
   }
   let queued = 0
   for (const rule of rules) {
-    if (!(await conditionsHold(ctx, db, { ...rule, conditions: { ...rule.conditions, only_on_change: false, min_duration_sec: undefined } }, r, r.status))) continue
-    for (const s of steps) queued += await deliverToRule(ctx, db, rule, await stepFields(s), { key: `step:${s.id}:step.failed`, runId: r.id })
+    queued += await forRule(ctx, db, rule, 'step.failed', `run:${r.id}`, async (tx) => {
+      if (!(await conditionsHold(ctx, tx, { ...rule, conditions: { ...rule.conditions, only_on_change: false, min_duration_sec: undefined } }, r, r.status))) return 0
+      let n = 0
+      for (const s of steps) n += await deliverToRule(ctx, tx, rule, await stepFields(s), { key: `step:${s.id}:step.failed`, runId: r.id })
+      return n
+    })
   }
   return queued
 }

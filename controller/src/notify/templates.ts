@@ -30,11 +30,25 @@ export const MESSAGE_FIELDS = [
   'output_tail',
   'link',
   'escalation',
+  // Events that are not about a run (schedules, agents, security) say what happened in these two.
+  'title',
+  'detail',
+  'schedule_name',
+  'schedule_id',
+  'fire_at',
+  'missed_count',
+  'agent_name',
+  'agent_id',
+  'hostname',
+  'last_seen_at',
+  'actor',
+  'source_ip',
 ] as const
 export type MessageField = (typeof MESSAGE_FIELDS)[number]
 export type MessageFields = Partial<Record<MessageField, string>>
 
-export const DEFAULT_SUBJECT = '{{ escalation }}{{ job_name }}: {{ status }}{{ step_name | default "" }}'
+/** A run's title is `<job>: <status>[ (step …)]`; other events bring their own. */
+export const DEFAULT_SUBJECT = '{{ escalation }}{{ title }}'
 export const DEFAULT_BODY = `Job: {{ job_name }}
 Status: {{ status }}
 Duration: {{ duration }}
@@ -44,6 +58,11 @@ Failed targets: {{ failed_targets | default "none" }}
 Run: {{ link }}
 
 {{ output_tail }}`
+export const DEFAULT_EVENT_BODY = `{{ detail }}
+
+{{ link }}`
+
+const isRunEvent = (event: string | undefined) => !event || event.startsWith('run.') || event.startsWith('step.')
 
 const known = { params: new Set<string>(MESSAGE_FIELDS), earlierSteps: new Set<string>(), noTarget: true }
 
@@ -57,11 +76,13 @@ export function templateProblems(source: string): string[] {
 }
 
 export function renderMessage(template: { subject?: string | undefined; body?: string | undefined } | null, fields: MessageFields): { subject: string; text: string } {
-  const params = Object.fromEntries(MESSAGE_FIELDS.map((f) => [f, fields[f] ?? '']))
+  const run = isRunEvent(fields.event)
+  const title = fields.title ?? (run ? `${fields.job_name ?? ''}: ${fields.status ?? ''}${fields.step_name ?? ''}` : '')
+  const params = Object.fromEntries(MESSAGE_FIELDS.map((f) => [f, (f === 'title' ? title : fields[f]) ?? '']))
   const scope = { params, target: null, steps: {}, secrets: {} }
   const subject = renderTemplate(template?.subject ?? DEFAULT_SUBJECT, scope).replace(/\s+/g, ' ').trim()
   // Blank lines left by empty fields collapse to one.
-  const text = renderTemplate(template?.body ?? DEFAULT_BODY, scope)
+  const text = renderTemplate(template?.body ?? (run ? DEFAULT_BODY : DEFAULT_EVENT_BODY), scope)
     .replace(/\n{3,}/g, '\n\n')
     .trim()
   return { subject: subject.slice(0, 250), text }

@@ -2,6 +2,7 @@ import { and, eq, isNull, lte, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
 import { uuidArray, type Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
+import { notifyMissedFires, type MissedFire } from '../notify/system-events.ts'
 import { emptyCounts, type FireCounts, type FireOptions } from './counts.ts'
 import { nextFireTimes, type CronSpec } from './cron.ts'
 import { activeRunCounts, ScheduledLaunches } from './launch-scheduled.ts'
@@ -212,6 +213,13 @@ export async function fireSchedules(ctx: AppContext, scheduleIds: string[], opts
     counts.fired += toLaunch.length
     counts.toStart.push(...toStart)
     counts.queuedSchedules.push(...new Set(decided.filter((d) => d.row.status === 'queued' && ids.has(keyOf(d.s.id, d.row.fireAt))).map((d) => d.s.id)))
+    // A missed occurrence's message commits with its row (a collapsed one is not missed: a later occurrence ran).
+    const missed = decided.flatMap((d): MissedFire[] => {
+      const fireId = ids.get(keyOf(d.s.id, d.row.fireAt))
+      const unrecorded = Number((d.row.detail as { earlier_missed_unrecorded?: number } | null)?.earlier_missed_unrecorded ?? 0)
+      return fireId && d.row.status === 'missed' && d.row.reason === 'misfire' ? [{ fireId, s: d.s, fireAt: d.row.fireAt, why: 'late', unrecorded }] : []
+    })
+    await notifyMissedFires(ctx, tx, missed, (s) => launches.targetIds(s))
 
     for (let i = 0; i < firing.length; i += CHUNK) {
       const values = firing.slice(i, i + CHUNK).map((f) => sql`(${f.s.id}::uuid, ${f.next?.toISOString() ?? null}::timestamptz, ${f.due.at(-1)!.toISOString()}::timestamptz)`)

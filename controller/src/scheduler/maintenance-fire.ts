@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
 import { uuidArray, type Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
+import { notifyMissedFires, type MissedFire } from '../notify/system-events.ts'
 import { emptyCounts, type FireCounts, type FireOptions } from './counts.ts'
 import { ScheduledLaunches } from './launch-scheduled.ts'
 import { activeWindows, windowsCovering, type ActiveWindow } from './maintenance.ts'
@@ -101,6 +102,7 @@ export async function launchDeferred(ctx: AppContext, fireIds: string[], opts: F
     const decided = { decidedAt: now, decidedBy: opts.node }
     const set = (f: ScheduleFireRow, values: Partial<typeof scheduleFire.$inferInsert>) => tx.update(scheduleFire).set({ ...values, ...decided }).where(eq(scheduleFire.id, f.id))
     const toLaunch: { f: ScheduleFireRow; retryOf: string | undefined }[] = []
+    const missed: MissedFire[] = []
     for (const f of fires) {
       const s = schedules.get(f.scheduleId)
       if (!s?.enabled || s.deletedAt) {
@@ -110,6 +112,7 @@ export async function launchDeferred(ctx: AppContext, fireIds: string[], opts: F
       }
       if (now.getTime() - untilOf(f).getTime() > s.misfireMaxLatenessSec * 1000) {
         await set(f, { status: 'missed', reason: 'misfire' })
+        missed.push({ fireId: f.id, s, fireAt: f.fireAt, why: 'maintenance' })
         counts.missed++
         continue
       }
@@ -143,6 +146,7 @@ export async function launchDeferred(ctx: AppContext, fireIds: string[], opts: F
       counts.fired++
     }
     counts.toStart.push(...toStart)
+    await notifyMissedFires(ctx, tx, missed, (s) => launches.targetIds(s))
   })
   return counts
 }

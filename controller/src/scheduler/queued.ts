@@ -1,6 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
 import { uuidArray, type Db } from '../db/client.ts'
+import { notifyMissedFires, type MissedFire } from '../notify/system-events.ts'
 import { emptyCounts, type FireCounts, type FireOptions } from './counts.ts'
 import { activeRunCounts, ScheduledLaunches } from './launch-scheduled.ts'
 import { MaintenanceCheck } from './maintenance-fire.ts'
@@ -42,6 +43,7 @@ export async function launchQueued(ctx: AppContext, scheduleIds: string[], opts:
     const decided = { decidedAt: now, decidedBy: opts.node }
     const set = (f: ScheduleFireRow, values: Partial<typeof scheduleFire.$inferInsert>) => tx.update(scheduleFire).set({ ...values, ...decided }).where(eq(scheduleFire.id, f.id))
     const toLaunch: { f: ScheduleFireRow; s: (typeof locked)[number]; lagMs: number }[] = []
+    const missed: MissedFire[] = []
     for (const s of locked) {
       const fires = bySchedule.get(s.id) ?? []
       if (!s.enabled || s.deletedAt) {
@@ -58,6 +60,7 @@ export async function launchQueued(ctx: AppContext, scheduleIds: string[], opts:
         const lagMs = now.getTime() - f.fireAt.getTime()
         if (lagMs > s.misfireMaxLatenessSec * 1000) {
           await set(f, { status: 'missed', reason: 'misfire' })
+          missed.push({ fireId: f.id, s, fireAt: f.fireAt, why: 'queue' })
           counts.missed++
           left--
           continue
@@ -89,6 +92,7 @@ export async function launchQueued(ctx: AppContext, scheduleIds: string[], opts:
     }
     counts.fired += toLaunch.length
     counts.toStart.push(...toStart)
+    await notifyMissedFires(ctx, tx, missed, (s) => launches.targetIds(s))
   })
   return counts
 }

@@ -13,6 +13,7 @@ import {
 import { importEd25519PublicKey, verifyChallengeResponse } from '../../../../proto/src/sign.ts'
 import { isCompatibleProtocol, PROTOCOL_VERSION } from '../../../../proto/src/version.ts'
 import { appendAudit } from '../../audit/service.ts'
+import { appendAuditNotifying } from '../../notify/system-events.ts'
 import type { AppContext } from '../../context.ts'
 import { agent, type AgentRow } from '../agents.sql.ts'
 import { agentSession } from '../assignments/assignments.sql.ts'
@@ -205,25 +206,22 @@ const SECURITY_KIND: Record<number, string> = {
 async function auditSecurityEvent(ctx: AppContext, session: AgentSession, event: SecurityEvent): Promise<void> {
   const kind = SECURITY_KIND[event.kind] ?? 'unspecified'
   ctx.log.warn({ agentId: session.agentId, kind, assignmentId: event.assignmentId || undefined }, 'agents.security_event')
-  await appendAudit(
-    ctx.db,
-    {
-      actor: { type: 'agent', id: session.agentId, name: session.agentName },
-      action: 'agents.security_event',
-      resourceType: 'agent',
-      resourceId: session.agentId,
-      clientAddress: session.peer,
-      outcome: 'denied',
-      summary: {
-        kind,
-        assignment_id: event.assignmentId || null,
-        assignment_sha256: Buffer.from(event.assignmentSha256).toString('hex') || null,
-        key_id: event.keyId || null,
-        detail: event.detail.slice(0, 500),
-      },
+  // A forged assignment also raises security.forged_assignment, in the audit row's transaction.
+  await appendAuditNotifying(ctx, {
+    actor: { type: 'agent', id: session.agentId, name: session.agentName },
+    action: 'agents.security_event',
+    resourceType: 'agent',
+    resourceId: session.agentId,
+    clientAddress: session.peer,
+    outcome: 'denied',
+    summary: {
+      kind,
+      assignment_id: event.assignmentId || null,
+      assignment_sha256: Buffer.from(event.assignmentSha256).toString('hex') || null,
+      key_id: event.keyId || null,
+      detail: event.detail.slice(0, 500),
     },
-    ctx.clock(),
-  )
+  })
 }
 
 class HandshakeRefused extends Error {
