@@ -33,27 +33,31 @@ export interface AppOptions {
   uiDir?: string
 }
 
+/** Every /api/v1 route, chained so its type carries each route's input and output (the UI's typed client reads it). */
+export const apiRoutes = new Hono<AppEnv>()
+  .route('/', versionRoutes)
+  .route('/auth', authRoutes)
+  .route('/users', usersRoutes)
+  .route('/api-tokens', apiTokensRoutes)
+  .route('/settings', settingsRoutes)
+  .route('/audit', auditRoutes)
+  .route('/credentials', credentialsRoutes)
+  .route('/targets', targetsRoutes)
+  .route('/target-groups', targetGroupsRoutes)
+  .route('/agents', agentsRoutes)
+  .route('/jobs', jobsRoutes)
+  .route('/runs', runsRoutes)
+  .route('/scheduler', schedulerRoutes)
+  .route('/schedules', schedulesRoutes)
+  .route('/maintenance-windows', maintenanceWindowsRoutes)
+  .route('/notification-rules', notificationRulesRoutes)
+  .route('/', notificationsRoutes)
+  .route('/', notificationChannelsApi)
+export type ApiRoutes = typeof apiRoutes
+
 /** The whole HTTP surface. Feature routers are mounted under /api/v1; everything else is probes and the UI. */
 export function createApp(ctx: AppContext, opts: AppOptions = {}) {
-  const api = new Hono<AppEnv>()
-    .route('/', versionRoutes)
-    .route('/auth', authRoutes)
-    .route('/users', usersRoutes)
-    .route('/api-tokens', apiTokensRoutes)
-    .route('/settings', settingsRoutes)
-    .route('/audit', auditRoutes)
-    .route('/credentials', credentialsRoutes)
-    .route('/targets', targetsRoutes)
-    .route('/target-groups', targetGroupsRoutes)
-    .route('/agents', agentsRoutes)
-    .route('/jobs', jobsRoutes)
-    .route('/runs', runsRoutes)
-    .route('/scheduler', schedulerRoutes)
-    .route('/schedules', schedulesRoutes)
-    .route('/maintenance-windows', maintenanceWindowsRoutes)
-    .route('/notification-rules', notificationRulesRoutes)
-    .route('/', notificationsRoutes)
-    .route('/', notificationChannelsApi)
+  const api = new Hono<AppEnv>().route('/', apiRoutes)
   api.all('*', apiNotFound)
 
   const app = new Hono<AppEnv>()

@@ -1,6 +1,7 @@
 import { createResource, createSignal, For, Match, onCleanup, Switch, type JSX, type Resource } from 'solid-js'
 import { getReadiness, getVersion, type ReadinessReport, type VersionInfo } from '../../api.ts'
 import { ErrorPanel } from '../../components/error-panel.tsx'
+import { Loaded } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { databaseLabel, formatUptime, readinessView } from './status.ts'
 
@@ -47,17 +48,6 @@ export function DashboardPage() {
   )
 }
 
-/** Error first (reading a failed resource throws), then data, then a loading placeholder. */
-function Loaded<T>(props: { resource: Resource<T>; what: string; onRetry: () => void; children: (value: T) => JSX.Element }) {
-  return (
-    <Switch fallback={<div class="card card-loading" aria-busy="true">Loading {props.what}…</div>}>
-      <Match when={props.resource.error as unknown}>
-        {(err) => <ErrorPanel title={`Could not load ${props.what}`} error={err()} onRetry={props.onRetry} />}
-      </Match>
-      <Match when={props.resource.latest}>{(value) => props.children(value())}</Match>
-    </Switch>
-  )
-}
 
 function ReadinessCard(props: { report: ReadinessReport }) {
   const view = () => readinessView(props.report)

@@ -1,0 +1,4 @@
+import type { RouteDefinition } from '@solidjs/router'
+import { lazy } from 'solid-js'
+
+export const runsRoutes: RouteDefinition[] = [{ path: '/runs', component: lazy(() => import('./runs-page.tsx').then((m) => ({ default: m.RunsPage }))) }]
