@@ -17,7 +17,9 @@ import { createPostgresDatabase, dropPostgresDatabase, testBackend } from '../ha
  */
 
 export const CHROMIUM = '/usr/bin/chromium'
-const UI_INDEX = path.resolve(import.meta.dirname, '../../ui/dist/index.html')
+/** The built UI: ui/dist, or OPSC_UI_DIR (parallel work builds into separate folders). */
+const UI_DIR = process.env.OPSC_UI_DIR ?? path.resolve(import.meta.dirname, '../../ui/dist')
+const UI_INDEX = path.join(UI_DIR, 'index.html')
 export const SHOTS = path.resolve(import.meta.dirname, '../../test-output/ui')
 
 /** The reason browser tests skip, or false: without Chromium they say so instead of passing silently. */
@@ -45,6 +47,7 @@ export async function startUiController(env: Record<string, string> = {}): Promi
     OPSC_BIND: '127.0.0.1',
     OPSC_LOG_LEVEL: 'silent',
     OPSC_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    OPSC_UI_DIR: UI_DIR,
     ...(dbUrl ? { DATABASE_URL: dbUrl } : {}),
     ...env,
   })
