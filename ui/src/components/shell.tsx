@@ -20,7 +20,7 @@ export const NAV: NavItem[] = [
   { href: '/jobs', label: 'Jobs', role: 'viewer' },
   { href: '/schedules', label: 'Schedules', role: 'viewer' },
   { href: '/targets', label: 'Targets', role: 'viewer' },
-  { href: '/agents', label: 'Agents', role: 'viewer' },
+  { href: '/agents', label: 'Agents', role: 'operator' },
   { href: '/credentials', label: 'Credentials', role: 'operator' },
   { href: '/notifications', label: 'Notifications', role: 'viewer' },
   { href: '/users', label: 'Users', role: 'admin' },
