@@ -25,7 +25,7 @@ export const SHOTS = path.resolve(import.meta.dirname, '../../test-output/ui')
 /** The reason browser tests skip, or false: without Chromium they say so instead of passing silently. */
 export const skipUi = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium); CI installs it`
 
-export const ADMIN_PASSWORD = 'ui-test admin passphrase 7Qk2'
+export const ADMIN_PASSWORD = 'ui-test console passphrase 7Qk2'
 
 export interface UiController {
   base: string
@@ -108,7 +108,8 @@ export async function signIn(page: Page, base: string, username = 'admin', passw
   await page.getByLabel('Username').fill(username)
   await page.getByLabel('Password').fill(password)
   await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByRole('navigation', { name: 'Main' }).waitFor()
+  // The shell's main region (on a phone the navigation is a closed menu).
+  await page.locator('main#main').waitFor()
 }
 
 export async function assertClean(page: Page, problems: Problems, allowConsole: (text: string) => boolean = () => false): Promise<void> {
