@@ -28,42 +28,61 @@ export function createSubmit<T>(action: () => Promise<T>) {
   return { submit, pending, error, errors, clear: () => setError(null) }
 }
 
-type InputProps = JSX.InputHTMLAttributes<HTMLInputElement> & { label: string; error?: string | undefined; hint?: string }
+type A11y = { id: string; readonly 'aria-invalid': 'true' | undefined; readonly 'aria-describedby': string | undefined }
 
-/** A labelled input with its hint and its server-side error. */
-export function Field(props: InputProps) {
-  const [own, rest] = splitProps(props, ['label', 'error', 'hint', 'id'])
-  const id = own.id ?? createUniqueId()
+/** Label, control and the note under it (the server's error, else a hint), linked for screen readers. */
+function Labelled(props: { id: string; label: string; error?: string | undefined; hint?: string | undefined; control: (a11y: A11y) => JSX.Element }) {
+  const note = () => props.error ?? props.hint
+  // Getters: the control's spread reads them reactively, so the control itself is created once.
+  const a11y: A11y = {
+    id: props.id,
+    get 'aria-invalid'() {
+      return props.error ? 'true' : undefined
+    },
+    get 'aria-describedby'() {
+      return note() ? `${props.id}-note` : undefined
+    },
+  }
+  const control = props.control(a11y)
   return (
-    <div class="field" classList={{ invalid: !!own.error }}>
-      <label for={id}>{own.label}</label>
-      <input id={id} aria-invalid={own.error ? 'true' : undefined} aria-describedby={own.error || own.hint ? `${id}-note` : undefined} {...rest} />
-      <Show when={own.error || own.hint}>
-        <p id={`${id}-note`} class={own.error ? 'field-error' : 'hint'}>
-          {own.error ?? own.hint}
+    <div class="field" classList={{ invalid: !!props.error }}>
+      <label for={props.id}>{props.label}</label>
+      {control}
+      <Show when={note()}>
+        <p id={`${props.id}-note`} class={props.error ? 'field-error' : 'hint'}>
+          {note()}
         </p>
       </Show>
     </div>
   )
 }
 
-type SelectProps = JSX.SelectHTMLAttributes<HTMLSelectElement> & { label: string; error?: string | undefined; children: JSX.Element }
+type InputProps = JSX.InputHTMLAttributes<HTMLInputElement> & { label: string; error?: string | undefined; hint?: string }
+
+/** A labelled input with its hint and its server-side error. */
+export function Field(props: InputProps) {
+  const [own, rest] = splitProps(props, ['label', 'error', 'hint', 'id'])
+  const id = own.id ?? createUniqueId()
+  return <Labelled id={id} label={own.label} error={own.error} hint={own.hint} control={(a11y) => <input {...a11y} {...rest} />} />
+}
+
+type SelectProps = JSX.SelectHTMLAttributes<HTMLSelectElement> & { label: string; error?: string | undefined; hint?: string; children: JSX.Element }
 
 export function SelectField(props: SelectProps) {
-  const [own, rest] = splitProps(props, ['label', 'error', 'id', 'children'])
+  const [own, rest] = splitProps(props, ['label', 'error', 'hint', 'id', 'children'])
   const id = own.id ?? createUniqueId()
   return (
-    <div class="field" classList={{ invalid: !!own.error }}>
-      <label for={id}>{own.label}</label>
-      <select id={id} aria-invalid={own.error ? 'true' : undefined} aria-describedby={own.error ? `${id}-note` : undefined} {...rest}>
-        {own.children}
-      </select>
-      <Show when={own.error}>
-        <p id={`${id}-note`} class="field-error">
-          {own.error}
-        </p>
-      </Show>
-    </div>
+    <Labelled
+      id={id}
+      label={own.label}
+      error={own.error}
+      hint={own.hint}
+      control={(a11y) => (
+        <select {...a11y} {...rest}>
+          {own.children}
+        </select>
+      )}
+    />
   )
 }
 
@@ -72,15 +91,5 @@ type AreaProps = JSX.TextareaHTMLAttributes<HTMLTextAreaElement> & { label: stri
 export function TextAreaField(props: AreaProps) {
   const [own, rest] = splitProps(props, ['label', 'error', 'hint', 'id'])
   const id = own.id ?? createUniqueId()
-  return (
-    <div class="field" classList={{ invalid: !!own.error }}>
-      <label for={id}>{own.label}</label>
-      <textarea id={id} aria-invalid={own.error ? 'true' : undefined} aria-describedby={own.error || own.hint ? `${id}-note` : undefined} {...rest} />
-      <Show when={own.error || own.hint}>
-        <p id={`${id}-note`} class={own.error ? 'field-error' : 'hint'}>
-          {own.error ?? own.hint}
-        </p>
-      </Show>
-    </div>
-  )
+  return <Labelled id={id} label={own.label} error={own.error} hint={own.hint} control={(a11y) => <textarea {...a11y} {...rest} />} />
 }
