@@ -158,7 +158,10 @@ export function loopbackCertificate(): { key: string; cert: string } {
 
 const smtpError = (code: number, message: string) => Object.assign(new Error(message), { responseCode: code })
 
-/** An SMTP server on loopback: STARTTLS, then AUTH (PLAIN/LOGIN) with exactly these credentials. */
+/**
+ * An SMTP server on loopback: STARTTLS, then AUTH (PLAIN/LOGIN) with exactly these credentials.
+ * Recipients starting with `bounce` are refused for good (550), with `later` for now (450).
+ */
 export async function startSmtpReceiver(auth: { username: string; password: string }): Promise<SmtpReceiver> {
   const { key, cert } = loopbackCertificate()
   const mails: ReceivedMail[] = []
@@ -176,6 +179,11 @@ export async function startSmtpReceiver(auth: { username: string; password: stri
       if (a.username === auth.username && a.password === auth.password) return cb(null, { user: a.username })
       failedLogins.push(String(a.username))
       cb(smtpError(535, 'authentication failed'))
+    },
+    onRcptTo(address, _session, cb) {
+      if (address.address.startsWith('bounce')) return cb(smtpError(550, `no such user <${address.address}>`))
+      if (address.address.startsWith('later')) return cb(smtpError(450, 'mailbox busy, try again later'))
+      cb()
     },
     onData(stream, session, cb) {
       const chunks: Buffer[] = []

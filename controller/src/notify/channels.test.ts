@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { eq } from 'drizzle-orm'
-import { SMTPServer } from 'smtp-server'
 import { call, createTestUser, errorPaths, type CallResult, type TestUser } from '../../../test/harness/auth.ts'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { hasOpenssl } from '../../../test/harness/keys.ts'
+import { startSmtpReceiver, type SmtpReceiver } from '../../../test/harness/receivers.ts'
 import { createApp } from '../app.ts'
 import { auditLog } from '../audit/audit.sql.ts'
 import { setting } from '../settings/settings.sql.ts'
@@ -94,87 +90,6 @@ async function httpReceiver(): Promise<HttpReceiver> {
   return { url: `http://127.0.0.1:${port}`, received, replies, close: () => new Promise((resolve) => server.close(() => resolve())) }
 }
 
-interface Mail {
-  from: string
-  to: string[]
-  raw: string
-  user: string | undefined
-  secure: boolean
-}
-
-interface SmtpReceiver {
-  port: number
-  ca: string
-  mails: Mail[]
-  close(): Promise<void>
-}
-
-/** A self-signed certificate for 127.0.0.1, which the settings then trust through ca_pem. */
-function loopbackCertificate(): { key: string; cert: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'opsc-smtp-'))
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-      '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:TRUE'], { stdio: 'ignore' })
-    return { key: readFileSync(path.join(dir, 'key.pem'), 'utf8'), cert: readFileSync(path.join(dir, 'cert.pem'), 'utf8') }
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
-/** The Subject header, unfolded and with RFC 2047 words decoded (B and Q). */
-function subjectOf(raw: string): string {
-  const head = raw.split(/\r?\n\r?\n/, 1)[0]!.replace(/\r?\n[ \t]/g, ' ')
-  const line = head.split(/\r?\n/).find((l) => /^subject:/i.test(l)) ?? ''
-  return line
-    .replace(/^subject:\s*/i, '')
-    .replace(/\?=\s+=\?/g, '?==?')
-    .replace(/=\?utf-8\?([bq])\?([^?]*)\?=/gi, (_m, enc: string, text: string) =>
-      enc.toLowerCase() === 'b' ? Buffer.from(text, 'base64').toString('utf8') : Buffer.from(text.replace(/_/g, ' ').replace(/=([0-9A-F]{2})/gi, (_x, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8'),
-    )
-}
-
-const smtpError = (code: number, message: string) => Object.assign(new Error(message), { responseCode: code })
-
-async function smtpReceiver(): Promise<SmtpReceiver> {
-  const { key, cert } = loopbackCertificate()
-  const mails: Mail[] = []
-  const server = new SMTPServer({
-    secure: false,
-    key,
-    cert,
-    authMethods: ['PLAIN', 'LOGIN'],
-    // AUTH is refused before STARTTLS (allowInsecureAuth false): a login proves the upgrade happened.
-    allowInsecureAuth: false,
-    logger: false,
-    onAuth(auth, _session, cb) {
-      if (auth.username === 'mailer' && auth.password === SECRETS.smtpPassword) return cb(null, { user: auth.username })
-      cb(smtpError(535, 'authentication failed'))
-    },
-    onRcptTo(address, _session, cb) {
-      if (address.address.startsWith('bounce')) return cb(smtpError(550, `no such user <${address.address}>`))
-      if (address.address.startsWith('later')) return cb(smtpError(450, 'mailbox busy, try again later'))
-      cb()
-    },
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = []
-      stream.on('data', (c: Buffer) => chunks.push(c))
-      stream.on('end', () => {
-        mails.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks).toString('utf8'),
-          user: session.user as string | undefined,
-          secure: session.secure,
-        })
-        cb()
-      })
-    },
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.server.address() as AddressInfo
-  return { port, ca: cert, mails, close: () => new Promise((resolve) => server.close(() => resolve())) }
-}
-
 let smtp: SmtpReceiver
 let slack: HttpReceiver
 let teams: HttpReceiver
@@ -189,7 +104,7 @@ before(async () => {
   slack = await httpReceiver()
   teams = await httpReceiver()
   hook = await httpReceiver()
-  if (hasOpenssl) smtp = await smtpReceiver()
+  if (hasOpenssl) smtp = await startSmtpReceiver({ username: 'mailer', password: SECRETS.smtpPassword })
 })
 after(async () => {
   await Promise.all([slack.close(), teams.close(), hook.close(), smtp?.close()])
@@ -249,7 +164,7 @@ describe('SMTP settings and email channels', { skip: !hasOpenssl && 'needs opens
     assert.equal(mail.secure, true)
     assert.deepEqual(mail.to, ['oncall@example.test'])
     assert.equal(mail.from, 'opsconductor@example.test')
-    assert.equal(subjectOf(mail.raw), 'OpsConductor SMTP test')
+    assert.equal(mail.subject, 'OpsConductor SMTP test')
     assert.match(mail.raw, /Content-Type: text\/plain/)
     assert.match(mail.raw, /Content-Type: text\/html/)
   })
@@ -281,7 +196,7 @@ describe('SMTP settings and email channels', { skip: !hasOpenssl && 'needs opens
     assert.equal(smtp.mails.length, before + 1)
     const mail = smtp.mails.at(-1)!
     assert.deepEqual(mail.to, ['ops@example.test', 'lead@example.test'])
-    assert.equal(subjectOf(mail.raw), '[prod] Test notification for channel "Ops mail"')
+    assert.equal(mail.subject, '[prod] Test notification for channel "Ops mail"')
     // An email channel takes no secret: the SMTP password lives in the settings.
     const withSecret = await api(admin, 'POST', CH, { name: 'x', type: 'email', config: { to: ['a@example.test'] }, secret: { password: 'nope-nope' } })
     assert.equal(withSecret.status, 400)
