@@ -9,6 +9,7 @@ import { declaredRoutes } from './auth/access.ts'
 import { authenticate } from './auth/middleware.ts'
 import { authRoutes } from './auth/routes.ts'
 import { credentialsRoutes } from './credentials/routes.ts'
+import { dashboardRoutes } from './dashboard/routes.ts'
 import { jobsRoutes } from './jobs/routes.ts'
 import { notificationsRoutes } from './notify/routes.ts'
 import { notificationRulesRoutes } from './notify/rules-routes.ts'
@@ -47,6 +48,7 @@ export const apiRoutes = new Hono<AppEnv>()
   .route('/agents', agentsRoutes)
   .route('/jobs', jobsRoutes)
   .route('/runs', runsRoutes)
+  .route('/dashboard', dashboardRoutes)
   .route('/scheduler', schedulerRoutes)
   .route('/schedules', schedulesRoutes)
   .route('/maintenance-windows', maintenanceWindowsRoutes)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { and, desc, eq, lt, or, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, lt, or, sql } from 'drizzle-orm'
 import { z } from 'zod'
+import { auditLog } from '../audit/audit.sql.ts'
 import { appendAudit } from '../audit/service.ts'
 import type { Actor, Principal } from '../auth/principal.ts'
 import { sha256Hex } from '../auth/sessions.ts'
@@ -23,6 +24,7 @@ import {
 import { isCompatibleProtocol, PROTOCOL_VERSION } from '../../../proto/src/version.ts'
 import { agent, enrollmentToken, type EnrollmentTokenRow } from './agents.sql.ts'
 import { factsFromHost, OS_NAMES } from './facts.ts'
+import { agentsByIds, type AgentDto } from './service.ts'
 import { activeSigningPublicKeys, ensureSigningKey } from './signing-keys.ts'
 
 export const ENROLLMENT_TOKEN_PREFIX = 'opsc_et_'
@@ -149,6 +151,34 @@ export async function revokeEnrollmentToken(ctx: AppContext, id: string): Promis
     .returning()
   if (!row) throw new NotFoundError('enrollment token', id)
   return enrollmentTokenDto(row, ctx.clock())
+}
+
+/** At most this many agents are listed per token (a 10,000-use token lists its first ones). */
+export const TOKEN_AGENTS_LIMIT = 100
+
+/**
+ * A token and the agents enrolled with it, as the audit log records each enrollment (success rows
+ * of `agents.enroll` name the token); the enrol wizard polls this to see its agent arrive.
+ */
+export async function enrollmentTokenAgents(ctx: AppContext, id: string): Promise<{ token: EnrollmentTokenDto; agents: AgentDto[] }> {
+  if (!z.uuid().safeParse(id).success) throw new NotFoundError('enrollment token', id)
+  const [row] = await ctx.db.select().from(enrollmentToken).where(eq(enrollmentToken.id, id))
+  if (!row) throw new NotFoundError('enrollment token', id)
+  const enrolled = await ctx.db
+    .select({ agentId: auditLog.resourceId })
+    .from(auditLog)
+    .where(
+      and(
+        eq(auditLog.action, 'agents.enroll'),
+        eq(auditLog.outcome, 'success'),
+        gte(auditLog.at, row.createdAt),
+        sql`${auditLog.summary}->>'enrollment_token_id' = ${id}`,
+      ),
+    )
+    .orderBy(asc(auditLog.id))
+    .limit(TOKEN_AGENTS_LIMIT)
+  const ids = enrolled.map((r) => r.agentId).filter((a): a is string => a !== null)
+  return { token: enrollmentTokenDto(row, ctx.clock()), agents: await agentsByIds(ctx, ids) }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,3 +149,62 @@ test('agents: list with status and pagination (operator), get, revoke and delete
   const actions = (await t.ctx.db.select().from(auditLog).where(eq(auditLog.resourceId, ids[0]!))).map((a) => `${a.action} ${a.outcome}`)
   assert.deepEqual(actions, ['agents.enroll success', 'agents.revoke denied', 'agents.revoke success', 'agents.delete success'])
 })
+
+test('counts by state (operator) and the agents a token enrolled (admin), for the dashboard and the enrol wizard', async () => {
+  const before = await call(app, 'GET', '/api/v1/agents/counts', { token: operator.token })
+  assert.equal(before.status, 200, JSON.stringify(before.body))
+  assert.equal((await call(app, 'GET', '/api/v1/agents/counts', { token: viewer.token })).status, 403)
+
+  const created = await call(app, 'POST', '/api/v1/agents/enrollment-tokens', { token: admin.token, body: { name: 'wizard', max_uses: 2 } })
+  const tokenId: string = created.body.id
+  const none = await call(app, 'GET', `/api/v1/agents/enrollment-tokens/${tokenId}/agents`, { token: admin.token })
+  assert.equal(none.status, 200)
+  assert.deepEqual([none.body.token.uses, none.body.agents], [0, []])
+
+  const other = await call(app, 'POST', '/api/v1/agents/enrollment-tokens', { token: admin.token, body: {} })
+  const enrolWith = async (token: string, hostname: string) =>
+    (
+      await enrollAgent(
+        t.ctx,
+        { caCertPem: 'ca' },
+        create(EnrollRequestSchema, {
+          enrollmentToken: token,
+          agentProtocol: { major: 1, minor: 0 },
+          agentVersion: '0.1.0',
+          identityPublicKey: generateEd25519KeyPair().publicKeyRaw,
+          boxPublicKey: new Uint8Array(32),
+          host: { hostname, os: OperatingSystem.LINUX },
+        }),
+      )
+    ).agentId
+  const zulu = await enrolWith(created.body.token, 'zulu')
+  const yankee = await enrolWith(created.body.token, 'yankee')
+  await enrolWith(other.body.token, 'xray')
+  await t.ctx.db.insert(agentSession).values({ agentId: zulu, sessionId: crypto.randomUUID(), controllerId: crypto.randomUUID(), peerAddress: '192.0.2.9:40000', connectedAt: new Date() })
+
+  const mine = await call(app, 'GET', `/api/v1/agents/enrollment-tokens/${tokenId}/agents`, { token: admin.token })
+  assert.equal(mine.status, 200)
+  assert.equal(mine.body.token.uses, 2)
+  assert.equal(mine.body.token.status, 'exhausted')
+  assert.deepEqual(
+    mine.body.agents.map((a: { id: string; hostname: string; status: string }) => [a.id, a.hostname, a.status]),
+    [
+      [yankee, 'yankee', 'offline'],
+      [zulu, 'zulu', 'online'],
+    ],
+    'only the agents of this token, by name',
+  )
+  assert.equal((await call(app, 'GET', `/api/v1/agents/enrollment-tokens/${tokenId}/agents`, { token: operator.token })).status, 403)
+  assert.equal((await call(app, 'GET', `/api/v1/agents/enrollment-tokens/${crypto.randomUUID()}/agents`, { token: admin.token })).status, 404)
+  assert.equal((await call(app, 'GET', '/api/v1/agents/enrollment-tokens/nope/agents', { token: admin.token })).status, 404)
+
+  const after = await call(app, 'GET', '/api/v1/agents/counts', { token: operator.token })
+  assert.deepEqual(
+    { online: after.body.online - before.body.online, offline: after.body.offline - before.body.offline, revoked: after.body.revoked - before.body.revoked, total: after.body.total - before.body.total },
+    { online: 1, offline: 2, revoked: 0, total: 3 },
+  )
+  await call(app, 'POST', `/api/v1/agents/${zulu}/revoke`, { token: admin.token, body: {} })
+  const revoked = await call(app, 'GET', '/api/v1/agents/counts', { token: operator.token })
+  assert.deepEqual([revoked.body.online, revoked.body.revoked], [after.body.online - 1, after.body.revoked + 1])
+  assert.equal(revoked.body.online + revoked.body.offline + revoked.body.revoked, revoked.body.total)
+})

@@ -3,8 +3,16 @@ import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 import { PageQuery, parseQuery } from '../http/pagination.ts'
 import { readJson } from '../http/validate.ts'
-import { createEnrollmentToken, CreateEnrollmentTokenInput, enrollCommands, enrollmentTokenDto, listEnrollmentTokens, revokeEnrollmentToken } from './enrollment.ts'
-import { getAgent, listAgents, ListAgentsQuery, removeAgent, revokeAgent } from './service.ts'
+import {
+  createEnrollmentToken,
+  CreateEnrollmentTokenInput,
+  enrollCommands,
+  enrollmentTokenAgents,
+  enrollmentTokenDto,
+  listEnrollmentTokens,
+  revokeEnrollmentToken,
+} from './enrollment.ts'
+import { agentCounts, getAgent, listAgents, ListAgentsQuery, removeAgent, revokeAgent } from './service.ts'
 
 /** `host:port` agents dial: the host the admin reached the API by, the gRPC port. IPv6 stays bracketed. */
 function controllerAddress(hostHeader: string | undefined, requestUrl: string, grpcPort: number): string {
@@ -35,6 +43,8 @@ export const agentsRoutes = new Hono<AppEnv>()
     return c.json({ ...dto, token, ca_fingerprint: caFingerprint, controller, commands: enrollCommands(controller, token, caFingerprint) }, 201)
   })
   .get('/enrollment-tokens', allow('admin'), async (c) => c.json(await listEnrollmentTokens(c.var.ctx, parseQuery(PageQuery, c.req.query()))))
+  // The enrol wizard's poll: the token's uses and the agents enrolled with it (online or not).
+  .get('/enrollment-tokens/:id/agents', allow('admin'), async (c) => c.json(await enrollmentTokenAgents(c.var.ctx, c.req.param('id'))))
   .delete('/enrollment-tokens/:id', allow('admin'), async (c) => {
     const revoked = await revokeEnrollmentToken(c.var.ctx, c.req.param('id'))
     c.set('audit', { action: 'agents.enrollment_tokens.revoke', resourceType: 'enrollment_token', resourceId: revoked.id, summary: { name: revoked.name, prefix: revoked.prefix } })
@@ -44,6 +54,8 @@ export const agentsRoutes = new Hono<AppEnv>()
     const query = parseQuery(PageQuery.extend(ListAgentsQuery.shape), c.req.query())
     return c.json(await listAgents(c.var.ctx, query, query))
   })
+  // Registered before /:id, which would otherwise take "counts" for an id.
+  .get('/counts', allow('operator'), async (c) => c.json(await agentCounts(c.var.ctx)))
   .get('/:id', allow('operator'), async (c) => c.json(await getAgent(c.var.ctx, c.req.param('id'))))
   .post('/:id/revoke', allow('admin'), async (c) => {
     const revoked = await revokeAgent(c.var.ctx, c.req.param('id'))

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
-import { and, asc, eq, getTableColumns, gt, gte, isNotNull, isNull, lt, not, or, sql } from 'drizzle-orm'
+import { and, asc, eq, getTableColumns, gt, gte, inArray, isNotNull, isNull, lt, not, or, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import type { AppContext } from '../context.ts'
 import type { Db } from '../db/client.ts'
@@ -98,6 +98,37 @@ export async function listAgents(ctx: AppContext, query: z.infer<typeof ListAgen
     .orderBy(asc(lowerName), asc(agent.id))
     .limit(page.limit + 1)
   return pageOf(rows, page.limit, (r) => agentDto(r, now), (r) => ({ n: r.name.toLowerCase(), i: r.id }))
+}
+
+export interface AgentCountsDto {
+  online: number
+  offline: number
+  revoked: number
+  total: number
+}
+
+/** How many agents are in each state, in one query (the dashboard and the list's header poll it). */
+export async function agentCounts(ctx: AppContext): Promise<AgentCountsDto> {
+  const since = new Date(ctx.clock().getTime() - AGENT_ONLINE_WINDOW_MS)
+  const [row] = await ctx.db
+    .select({
+      total: sql<number>`count(*)::int`,
+      revoked: sql<number>`count(*) filter (where ${agent.revokedAt} is not null)::int`,
+      online: sql<number>`count(*) filter (where ${and(isNull(agent.revokedAt), gte(agent.lastSeenAt, since), hasSession)})::int`,
+    })
+    .from(agent)
+  const total = Number(row?.total ?? 0)
+  const revoked = Number(row?.revoked ?? 0)
+  const online = Number(row?.online ?? 0)
+  return { online, offline: total - revoked - online, revoked, total }
+}
+
+/** The agents with these ids (any order), as the list shows them. */
+export async function agentsByIds(ctx: AppContext, ids: string[]): Promise<AgentDto[]> {
+  if (ids.length === 0) return []
+  const now = ctx.clock()
+  const rows = await ctx.db.select(withSession).from(agent).where(inArray(agent.id, ids)).orderBy(asc(sql`lower(${agent.name})`), asc(agent.id))
+  return rows.map((r) => agentDto(r, now))
 }
 
 async function agentRow(db: Db, id: string): Promise<AgentWithSession> {

@@ -8,7 +8,10 @@ export function Loaded<T>(props: { resource: Resource<T>; what: string; onRetry:
       <Match when={props.resource.error as unknown}>
         {(err) => <ErrorPanel title={`Could not load ${props.what}`} error={err()} onRetry={props.onRetry} />}
       </Match>
-      <Match when={props.resource.latest}>{(value) => props.children(value())}</Match>
+      {/* keyed: a refetched value renders again (an unkeyed child would keep the first value) */}
+      <Match when={props.resource.latest} keyed>
+        {(value) => props.children(value)}
+      </Match>
     </Switch>
   )
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { databaseLabel, formatUptime, readinessView } from './status.ts'
+import { databaseLabel, formatUptime, nextFires, readinessView, statusBars } from './status.ts'
 
 describe('readinessView', () => {
   test('labels a ready controller as good with every check ok', () => {
@@ -63,5 +63,38 @@ describe('formatUptime', () => {
 
   test('rejects a start time it cannot parse', () => {
     assert.throws(() => formatUptime('yesterday', start), RangeError)
+  })
+})
+
+describe('statusBars', () => {
+  test('always shows succeeded and failed, others only when they happened, scaled to the largest', () => {
+    const bars = statusBars({ succeeded: 40, failed: 0, running: 2, cancelled: 0, timed_out: 1 })
+    assert.deepEqual(
+      bars.map((b) => [b.status, b.count, b.width, b.tone]),
+      [
+        ['running', 2, 5, 'active'],
+        ['succeeded', 40, 100, 'good'],
+        ['failed', 0, 0, 'bad'],
+        ['timed_out', 1, 3, 'bad'],
+      ],
+    )
+  })
+  test('a tiny count still shows a sliver; nothing at all is all zeros', () => {
+    assert.equal(statusBars({ succeeded: 1000, failed: 1 }).find((b) => b.status === 'failed')!.width, 2)
+    assert.deepEqual(
+      statusBars({}).map((b) => b.width),
+      [0, 0],
+    )
+  })
+})
+
+describe('nextFires', () => {
+  const s = (name: string, next: string | null) => ({ id: name, name, job_id: 'j', job_name: 'job', next_fire_at: next, timezone: 'UTC' })
+  test('the soonest fires first, schedules without one left out, at most count', () => {
+    const fires = nextFires([s('later', '2025-01-01T10:00:00Z'), s('never', null), s('soon', '2025-01-01T09:00:00Z'), s('also soon', '2025-01-01T09:00:00Z')], 2)
+    assert.deepEqual(
+      fires.map((f) => f.name),
+      ['also soon', 'soon'],
+    )
   })
 })
