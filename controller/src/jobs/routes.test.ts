@@ -205,6 +205,26 @@ describe('jobs API: export and import', () => {
     assert.deepEqual({ ...copy.body, name: 'Exported' }, exported.body)
   })
 
+  test('GET /jobs/export gives every live job (the list filters apply) in one file that /import takes back', async () => {
+    await as(op).post(PATH, { name: 'Bulk export a', tags: ['bulk-export'], steps: [wait()] })
+    await as(op).post(PATH, { name: 'Bulk export b', tags: ['bulk-export'], steps: [wait(), { type: 'http.get', url: 'http://127.0.0.1:1/' }] })
+    const gone = await as(op).post(PATH, { name: 'Bulk export gone', tags: ['bulk-export'], steps: [wait()] })
+    await as(op).del(`${PATH}/${gone.body.id}`)
+    const res = await as(viewer).get(`${PATH}/export?tag=bulk-export`)
+    assert.equal(res.status, 200)
+    assert.match(res.headers.get('content-disposition') ?? '', /attachment; filename="jobs\.json"/)
+    assert.deepEqual(res.body.jobs.map((j: { name: string }) => j.name), ['Bulk export a', 'Bulk export b'])
+    for (const field of ['id', 'version', 'created_at']) assert.equal(field in res.body.jobs[0], false, `${field} is a server field`)
+    assert.equal(res.body.jobs[1].steps[1].url, 'http://127.0.0.1:1/')
+    const back = await as(op).post(`${PATH}/import`, res.body)
+    assert.equal(back.status, 200, JSON.stringify(back.body))
+    assert.deepEqual(back.body.items.map((i: { version: number; created: boolean }) => [i.version, i.created]), [
+      [2, false],
+      [2, false],
+    ])
+    assert.equal((await call(app, 'GET', `${PATH}/export`)).status, 401)
+  })
+
   test('an import with one bad definition among good ones changes nothing and names the bad one by index', async () => {
     const existing = await as(op).post(PATH, { name: 'Import target', steps: [wait()] })
     const before = await jobCount()
@@ -293,5 +313,22 @@ describe('jobs API: access and malformed requests', () => {
     assert.equal(second.body.next, null)
     assert.deepEqual((await as(viewer).get(`${PATH}?q=list&tag=x`)).body.items.map((j: { name: string }) => j.name), ['List b'])
     assert.equal((await as(viewer).get(`${PATH}?cursor=xyz`)).status, 400)
+  })
+
+  test('each listed job carries its newest run (null before the first)', async () => {
+    const never = await as(op).post(PATH, { name: 'Last run never', steps: [wait()] })
+    const ran = await as(op).post(PATH, { name: 'Last run twice', steps: [wait()] })
+    const first = await as(op).post(`${PATH}/${ran.body.id}/run`, {})
+    assert.equal(first.status, 202, JSON.stringify(first.body))
+    const second = await as(op).post(`${PATH}/${ran.body.id}/run`, {})
+    const listed = await as(viewer).get(`${PATH}?q=last run`)
+    assert.equal(listed.status, 200)
+    const byName = new Map(listed.body.items.map((j: { name: string }) => [j.name, j]))
+    assert.equal((byName.get('Last run never') as { last_run: unknown }).last_run, null)
+    const last = (byName.get('Last run twice') as { last_run: { id: string; status: string; created_at: string } }).last_run
+    assert.equal(last.id, second.body.run_id)
+    assert.equal(typeof last.status, 'string')
+    assert.ok(!Number.isNaN(Date.parse(last.created_at)))
+    assert.equal(never.status, 201)
   })
 })

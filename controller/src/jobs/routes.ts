@@ -5,7 +5,7 @@ import type { AppEnv } from '../context.ts'
 import { ValidationError } from '../errors.ts'
 import { PageQuery, parseQuery } from '../http/pagination.ts'
 import { readJson } from '../http/validate.ts'
-import { createJob, exportDefinition, getJob, getJobRow, getJobVersion, importJobs, listJobs, ListJobsQuery, listVersions, removeJob, updateJob } from './service.ts'
+import { createJob, exportDefinition, exportJobs, getJob, getJobRow, getJobVersion, importJobs, listJobs, ListJobsQuery, listVersions, removeJob, updateJob } from './service.ts'
 import { jobRunRoutes } from '../runs/routes.ts'
 import { listDependencies } from './dependencies.ts'
 
@@ -26,6 +26,12 @@ export const jobsRoutes = new Hono<AppEnv>()
     const result = await importJobs(c.var.ctx, c.get('principal'), await readJson(c, AnyJson))
     c.set('audit', { action: 'jobs.import', resourceType: 'job', resourceId: null, summary: { jobs: result.items.map((i) => ({ name: i.name, version: i.version })) } })
     return c.json(result)
+  })
+  /** Every job (the list's filters apply) in one file that POST /import takes back. */
+  .get('/export', allow('viewer'), async (c) => {
+    const query = parseQuery(ListJobsQuery, c.req.query())
+    c.header('content-disposition', 'attachment; filename="jobs.json"')
+    return c.json(await exportJobs(c.var.ctx, query))
   })
   .get('/:id', allow('viewer'), async (c) => c.json(await getJob(c.var.ctx, c.req.param('id'))))
   .put('/:id', allow('operator'), async (c) => {

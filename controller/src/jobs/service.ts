@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull, lt, or, sql } from 'drizzle-orm'
+import { and, desc, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { actorOf, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
@@ -6,25 +6,35 @@ import { isUniqueViolation, isUuid, type Db } from '../db/client.ts'
 import { containsText } from '../db/text-search.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
-import { parseJobDefinition, type JobDefinition, type StepDef } from './definition.ts'
+import { parseJobDefinition, type JobDefinition, type ParameterType, type StepDef } from './definition.ts'
+import { run, type RunStatus } from '../runs/runs.sql.ts'
 import { importOrder, removeDependencies, saveDependencies } from './dependencies.ts'
 import { job, jobVersion, type JobRow, type JobVersionRow } from './jobs.sql.ts'
 
-/** A step as the API shows it: the common fields and the type's own fields side by side (as it is written). */
-export function flatStep(step: StepDef): Record<string, unknown> {
+/** A step as the API shows it: the common fields and the type's own fields (command, url…) side by side, as it is written. */
+export type FlatStep = Omit<StepDef, 'with'> & { [field: string]: unknown }
+
+export function flatStep(step: StepDef): FlatStep {
   const { with: own, ...common } = step
   return { ...common, ...own }
 }
 
 /** The normalised definition, as exported and as GET shows it (without server fields). */
-export function exportDefinition(definition: JobDefinition): Record<string, unknown> {
+export type ExportedDefinition = Omit<JobDefinition, 'steps'> & { steps: FlatStep[] }
+
+export function exportDefinition(definition: JobDefinition): ExportedDefinition {
   return { ...definition, steps: definition.steps.map(flatStep) }
 }
 
-export interface JobDto extends Record<string, unknown> {
+export type JobDto = ExportedDefinition & {
   id: string
   version: number
-  name: string
+  latest_version: number
+  enabled: boolean
+  created_at: string
+  updated_at: string
+  created_by: string | null
+  updated_by: string | null
 }
 
 export function jobDto(row: JobRow, version: JobVersionRow): JobDto {
@@ -142,7 +152,24 @@ export const ListJobsQuery = z.object({
 
 const JobCursor = z.tuple([z.string(), z.uuid()])
 
-export async function listJobs(ctx: AppContext, query: z.infer<typeof ListJobsQuery>, page: { limit: number; cursor?: string | undefined }): Promise<Page<Record<string, unknown>>> {
+/** A job as the list shows it; `last_run` is its newest run (null before the first). */
+export interface JobListItem {
+  id: string
+  name: string
+  description: string | null
+  version: number
+  enabled: boolean
+  tags: string[]
+  step_count: number
+  step_types: string[]
+  parameters: { name: string; type: ParameterType; required: boolean }[]
+  targets: string | null
+  updated_at: string
+  updated_by: string | null
+  last_run: { id: string; status: RunStatus; created_at: string; finished_at: string | null } | null
+}
+
+export async function listJobs(ctx: AppContext, query: z.infer<typeof ListJobsQuery>, page: { limit: number; cursor?: string | undefined }): Promise<Page<JobListItem>> {
   const after = page.cursor ? decodeCursor(page.cursor, JobCursor) : undefined
   const rows = await ctx.db
     .select({ job, definition: jobVersion.definition })
@@ -159,6 +186,7 @@ export async function listJobs(ctx: AppContext, query: z.infer<typeof ListJobsQu
     )
     .orderBy(sql`lower(${job.name})`, job.id)
     .limit(page.limit + 1)
+  const lastRuns = await lastRunOf(ctx.db, rows.slice(0, page.limit).map((r) => r.job.id))
   return pageOf(
     rows,
     page.limit,
@@ -175,12 +203,32 @@ export async function listJobs(ctx: AppContext, query: z.infer<typeof ListJobsQu
       targets: definition.targets,
       updated_at: j.updatedAt.toISOString(),
       updated_by: j.updatedBy,
+      last_run: lastRuns.get(j.id) ?? null,
     }),
     ({ job: j }) => [j.name.toLowerCase(), j.id],
   )
 }
 
-export async function listVersions(ctx: AppContext, id: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<Record<string, unknown>>> {
+/** The newest run of each job (one index probe per job on run_job_idx). */
+async function lastRunOf(db: Db, jobIds: string[]): Promise<Map<string, NonNullable<JobListItem['last_run']>>> {
+  if (jobIds.length === 0) return new Map()
+  const rows = await db
+    .selectDistinctOn([run.jobId], { jobId: run.jobId, id: run.id, status: run.status, createdAt: run.createdAt, finishedAt: run.finishedAt })
+    .from(run)
+    .where(inArray(run.jobId, jobIds))
+    .orderBy(run.jobId, desc(run.createdAt), desc(run.id))
+  return new Map(rows.map((r) => [r.jobId, { id: r.id, status: r.status, created_at: r.createdAt.toISOString(), finished_at: r.finishedAt?.toISOString() ?? null }]))
+}
+
+export interface JobVersionItem {
+  version: number
+  name: string
+  step_count: number
+  created_at: string
+  created_by: string | null
+}
+
+export async function listVersions(ctx: AppContext, id: string, page: { limit: number; cursor?: string | undefined }): Promise<Page<JobVersionItem>> {
   await getJobRow(ctx.db, id)
   const before = page.cursor ? decodeCursor(page.cursor, z.number().int()) : undefined
   const rows = await ctx.db
@@ -195,6 +243,24 @@ export async function listVersions(ctx: AppContext, id: string, page: { limit: n
     (r) => ({ version: r.version, name: r.definition.name, step_count: r.definition.steps.length, created_at: r.createdAt.toISOString(), created_by: r.createdBy }),
     (r) => r.version,
   )
+}
+
+/** Every live job's current definition (name order; the list's filters apply), in the shape POST /jobs/import takes back. */
+export async function exportJobs(ctx: AppContext, query: z.infer<typeof ListJobsQuery>): Promise<{ jobs: ExportedDefinition[] }> {
+  const rows = await ctx.db
+    .select({ definition: jobVersion.definition })
+    .from(job)
+    .innerJoin(jobVersion, and(eq(jobVersion.jobId, job.id), eq(jobVersion.version, job.currentVersion)))
+    .where(
+      and(
+        isNull(job.deletedAt),
+        query.q ? containsText(query.q, job.name) : undefined,
+        query.tag ? sql`${job.tags} @> ${JSON.stringify([query.tag])}::jsonb` : undefined,
+        query.enabled ? eq(job.enabled, query.enabled === 'true') : undefined,
+      ),
+    )
+    .orderBy(sql`lower(${job.name})`, job.id)
+  return { jobs: rows.map((r) => exportDefinition(r.definition)) }
 }
 
 /** Import: each definition creates a job, or a new version of the job with that name. */

@@ -1,0 +1,137 @@
+import { createResource, createSignal, For, Match, Show, Switch } from 'solid-js'
+import { ErrorPanel } from '../../components/error-panel.tsx'
+import { SelectField } from '../../components/form.tsx'
+import { getJobVersion, listVersions, type VersionItem } from './jobs-api.ts'
+import { ago } from './model.ts'
+import { changeCount, diffRows } from './version-diff.ts'
+
+/*
+ * A job's versions, newest first (keyset pages), and a line diff between any two of them.
+ */
+
+export function Versions(props: { jobId: string; latest: number }) {
+  const [pages, setPages] = createSignal<VersionItem[]>([])
+  const [next, setNext] = createSignal<string | null>(null)
+  const [more, setMore] = createSignal(false)
+  const [listError, setListError] = createSignal<unknown>(null)
+  const load = async (cursor?: string) => {
+    setMore(true)
+    setListError(null)
+    try {
+      const page = await listVersions(props.jobId, cursor)
+      setPages((p) => (cursor ? [...p, ...page.items] : page.items))
+      setNext(page.next)
+    } catch (err) {
+      setListError(err)
+    } finally {
+      setMore(false)
+    }
+  }
+  void load()
+
+  const [from, setFrom] = createSignal(Math.max(1, props.latest - 1))
+  const [to, setTo] = createSignal(props.latest)
+  const [diff, { refetch }] = createResource(
+    () => ({ a: from(), b: to() }),
+    async ({ a, b }) => {
+      const [x, y] = await Promise.all([getJobVersion(props.jobId, a), getJobVersion(props.jobId, b)])
+      return { a, b, rows: diffRows(x, y) }
+    },
+  )
+  const numbers = () => pages().map((v) => v.version)
+
+  return (
+    <section class="card versions" aria-labelledby="versions-title">
+      <h2 id="versions-title">Versions</h2>
+      <Show when={listError()}>
+        <ErrorPanel title="Could not load the versions" error={listError()} onRetry={() => void load()} />
+      </Show>
+      <div class="table-wrap" tabindex="0" role="region" aria-label="Version list">
+        <table class="data">
+          <thead>
+            <tr>
+              <th scope="col">Version</th>
+              <th scope="col">Name</th>
+              <th scope="col">Steps</th>
+              <th scope="col">Saved</th>
+              <th scope="col">By</th>
+            </tr>
+          </thead>
+          <tbody>
+            <For each={pages()}>
+              {(v) => (
+                <tr>
+                  <td>
+                    v{v.version}
+                    <Show when={v.version === props.latest}>
+                      {' '}
+                      <span class="badge tone-neutral small-badge">current</span>
+                    </Show>
+                  </td>
+                  <td>{v.name}</td>
+                  <td>{v.step_count}</td>
+                  <td title={v.created_at}>{ago(v.created_at)}</td>
+                  <td>{v.created_by ?? '—'}</td>
+                </tr>
+              )}
+            </For>
+          </tbody>
+        </table>
+      </div>
+      <Show when={next()}>
+        <button type="button" class="button small load-more" disabled={more()} onClick={() => void load(next() ?? undefined)}>
+          {more() ? 'Loading…' : 'More versions'}
+        </button>
+      </Show>
+      <Show when={props.latest > 1} fallback={<p class="hint">Only one version so far: every save adds one.</p>}>
+        <h3 class="diff-title">Compare</h3>
+        <div class="toolbar diff-pick">
+          <SelectField label="From version" value={String(from())} onChange={(e) => setFrom(Number(e.currentTarget.value))}>
+            <For each={numbers().length ? numbers() : [from()]}>
+              {(n) => (
+                <option value={n} selected={n === from()}>
+                  v{n}
+                </option>
+              )}
+            </For>
+          </SelectField>
+          <SelectField label="To version" value={String(to())} onChange={(e) => setTo(Number(e.currentTarget.value))}>
+            <For each={numbers().length ? numbers() : [to()]}>
+              {(n) => (
+                <option value={n} selected={n === to()}>
+                  v{n}
+                </option>
+              )}
+            </For>
+          </SelectField>
+        </div>
+        <Switch fallback={<div class="card-loading" aria-busy="true">Comparing…</div>}>
+          <Match when={diff.error as unknown}>{(err) => <ErrorPanel title="Could not compare the versions" error={err()} onRetry={() => void refetch()} />}</Match>
+          <Match when={diff.latest}>
+            {(d) => (
+              // Labelled by the versions the rows are of (the pickers may already name the next pair).
+              <div class="diff" role="region" aria-label={`Changes from v${d().a} to v${d().b}`} aria-busy={diff.loading} tabindex="0">
+                <p class="hint">{changeCount(d().rows) === 0 ? 'No differences.' : `${changeCount(d().rows)} changed lines (− v${d().a}, + v${d().b}).`}</p>
+                <pre class="diff-lines">
+                  <For each={d().rows}>
+                    {(r) =>
+                      r.kind === 'skip' ? (
+                        <span class="diff-row diff-skip">⋯ {r.count} unchanged lines</span>
+                      ) : r.kind === 'add' ? (
+                        <ins class="diff-row diff-add">+ {r.text}</ins>
+                      ) : r.kind === 'del' ? (
+                        <del class="diff-row diff-del">− {r.text}</del>
+                      ) : (
+                        <span class="diff-row">{'  '}{r.text}</span>
+                      )
+                    }
+                  </For>
+                </pre>
+              </div>
+            )}
+          </Match>
+        </Switch>
+      </Show>
+    </section>
+  )
+}
