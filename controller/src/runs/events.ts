@@ -3,7 +3,7 @@ import type { SSEStreamingApi } from 'hono/streaming'
 import type { AppContext } from '../context.ts'
 import { rowsOf } from '../db/migrate.ts'
 import { isFinal } from './planner.ts'
-import { STREAM_NAMES } from '../agents/assignments/events.ts'
+import { STREAM_NAMES, type OutputStreamName } from '../agents/assignments/events.ts'
 import { byteaValue } from '../db/bytea.ts'
 import type { RunStatus } from './runs.sql.ts'
 
@@ -83,20 +83,47 @@ async function readEvents(ctx: AppContext, runId: string, after: number): Promis
   )
 }
 
+/** The SSE payloads (`event:` name → JSON `data:`), exported as types for the web console. */
+export interface RunStatusEvent {
+  status: RunStatus | null
+  at: string
+}
+export interface StepStatusEvent {
+  step_run_id: string | null
+  step_id: string | null
+  target_name: string | null
+  attempt: number | null
+  status: RunStatus | null
+  exit_code: number | null
+  error: string | null
+  at: string
+}
+export interface OutputEvent {
+  step_run_id: string | null
+  /** The chunk's seq within its step run. */
+  seq: number
+  /** `pty` is a terminal's merged output; `file` a fetched file's bytes. */
+  stream: OutputStreamName
+  /** The chunk's bytes, base64 (chunks may split lines and UTF-8 sequences). */
+  data: string
+  dropped_bytes: number
+}
+/** The last message: the run is over and everything was sent. */
+export interface EndEvent {
+  status: RunStatus | null
+}
+
 function message(e: EventRow): { event: string; data: string } {
   const at = new Date(e.at).toISOString()
-  if (e.kind === 'run') return { event: 'run', data: JSON.stringify({ status: e.status, at }) }
+  if (e.kind === 'run') return { event: 'run', data: JSON.stringify({ status: e.status, at } satisfies RunStatusEvent) }
   if (e.kind === 'step') {
-    return {
-      event: 'step',
-      data: JSON.stringify({ step_run_id: e.step_run_id, step_id: e.step_id, target_name: e.target_name, attempt: e.attempt, status: e.status, exit_code: isFinal(e.status!) ? e.exit_code : null, error: isFinal(e.status!) ? e.error : null, at }),
-    }
+    const final = e.status !== null && isFinal(e.status)
+    const payload: StepStatusEvent = { step_run_id: e.step_run_id, step_id: e.step_id, target_name: e.target_name, attempt: e.attempt, status: e.status, exit_code: final ? e.exit_code : null, error: final ? e.error : null, at }
+    return { event: 'step', data: JSON.stringify(payload) }
   }
   const data = byteaValue(e.data)
-  return {
-    event: 'output',
-    data: JSON.stringify({ step_run_id: e.step_run_id, seq: Number(e.output_seq), stream: STREAM_NAMES[e.stream ?? 1] ?? 'stdout', data: data.toString('base64'), dropped_bytes: Number(e.dropped_bytes ?? 0) }),
-  }
+  const payload: OutputEvent = { step_run_id: e.step_run_id, seq: Number(e.output_seq), stream: STREAM_NAMES[e.stream ?? 1] ?? 'stdout', data: data.toString('base64'), dropped_bytes: Number(e.dropped_bytes ?? 0) }
+  return { event: 'output', data: JSON.stringify(payload) }
 }
 
 /** Streams a run's events after `after` until the run is over and everything is sent (or the client leaves). */
@@ -133,7 +160,7 @@ export async function streamRunEvents(ctx: AppContext, hub: RunEventHub | undefi
       if (!r || isFinal(r.status)) {
         // The final status may have committed after the read above: one more drain catches what came with it.
         await drain()
-        await stream.writeSSE({ event: 'end', id: String(cursor), data: JSON.stringify({ status: r?.status ?? null }) })
+        await stream.writeSSE({ event: 'end', id: String(cursor), data: JSON.stringify({ status: r?.status ?? null } satisfies EndEvent) })
         return
       }
       if (pending) continue

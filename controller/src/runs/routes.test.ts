@@ -320,6 +320,12 @@ describe('cancel and retry', () => {
     assert.equal(headers['x-token'], 'tok-123-secret', 'the secret parameter is carried into the retry')
     const again = await api.call('POST', `/api/v1/runs/${retried.body.run_id}/retry`)
     assert.equal(again.status, 409)
+    // The runs list filters by trigger (the console's "Trigger" filter).
+    const byTrigger = async (trigger: string) => (await asViewer('GET', `/api/v1/runs?job_id=${jobId}&trigger=${trigger}`)).body.items.map((r: { id: string }) => r.id)
+    assert.deepEqual(await byTrigger('retry'), [retried.body.run_id])
+    assert.deepEqual(await byTrigger('manual'), [failedRun])
+    assert.deepEqual(await byTrigger('schedule'), [])
+    assert.equal((await asViewer('GET', '/api/v1/runs?trigger=cron')).status, 400)
     assert.equal((await api.call('POST', `/api/v1/runs/${randomUUID()}/retry`)).status, 404)
   })
 

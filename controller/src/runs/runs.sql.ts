@@ -12,7 +12,8 @@ export const FINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 
 /** Secret parameter values of a run are sealed with the run id bound in. */
 export const runParamsAad = (runId: string) => `run:${runId}:params`
 
-export type RunTrigger = 'manual' | 'retry' | 'schedule' | 'dependency'
+export const RUN_TRIGGERS = ['manual', 'retry', 'schedule', 'dependency'] as const
+export type RunTrigger = (typeof RUN_TRIGGERS)[number]
 export type RunWait = 'job_concurrency' | 'target_lock'
 
 /** How a target is reached for one run, frozen at the start. */

@@ -10,7 +10,7 @@ import { firesOf } from '../jobs/dependencies.ts'
 import { launchRun } from './launch.ts'
 import { lockWaits as lockWaitsOf } from './target-locks.ts'
 import { laneStatus } from './planner.ts'
-import { run, runParamsAad, runTarget, RUN_STATUSES, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
+import { run, runParamsAad, runTarget, RUN_STATUSES, RUN_TRIGGERS, stepRun, type RunRow, type StepRunRow } from './runs.sql.ts'
 
 export function runDto(r: RunRow) {
   return {
@@ -110,6 +110,7 @@ export async function getRun(ctx: AppContext, id: string) {
 export const ListRunsQuery = z.object({
   job_id: z.uuid().optional(),
   status: z.enum(RUN_STATUSES).optional(),
+  trigger: z.enum(RUN_TRIGGERS).optional(),
   target_id: z.uuid().optional(),
   requested_by: z.string().max(300).optional(),
   since: z.iso.datetime({ offset: true }).optional(),
@@ -127,6 +128,7 @@ export async function listRuns(ctx: AppContext, q: z.infer<typeof ListRunsQuery>
       and(
         q.job_id ? eq(run.jobId, q.job_id) : undefined,
         q.status ? eq(run.status, q.status) : undefined,
+        q.trigger ? eq(run.trigger, q.trigger) : undefined,
         q.requested_by ? eq(run.requestedByName, q.requested_by) : undefined,
         q.since ? gte(run.createdAt, new Date(q.since)) : undefined,
         q.until ? lte(run.createdAt, new Date(q.until)) : undefined,
