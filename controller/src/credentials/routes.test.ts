@@ -104,6 +104,12 @@ describe('credentials API', () => {
     assert.equal(res.body.error.code, 'CONFLICT')
     assert.deepEqual(res.body.error.details, { targets: [{ id: row!.id, name: 'win-01' }] })
     assert.equal((await call(app, 'GET', `${PATH}/${created.body.id}`, { token: admin.token })).status, 200)
+    // The same list, asked for before deleting (operators pick credentials, so they may see it).
+    const using = await call(app, 'GET', `${PATH}/${created.body.id}/targets`, { token: operator.token })
+    assert.equal(using.status, 200)
+    assert.deepEqual(using.body, { items: [{ id: row!.id, name: 'win-01' }], next: null })
+    assert.equal((await call(app, 'GET', `${PATH}/${created.body.id}/targets`, { token: viewer.token })).status, 403)
+    assert.equal((await call(app, 'GET', `${PATH}/00000000-0000-4000-8000-000000000000/targets`, { token: operator.token })).status, 404)
   })
 
   test('bad bodies, a type change and unknown ids are clear 4xx', async () => {

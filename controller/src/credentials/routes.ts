@@ -3,7 +3,7 @@ import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 import { PageQuery, parseQuery } from '../http/pagination.ts'
 import { readJson } from '../http/validate.ts'
-import { createCredential, getCredential, listCredentials, ListCredentialsQuery, removeCredential, updateCredential } from './service.ts'
+import { createCredential, getCredential, getCredentialRow, listCredentials, ListCredentialsQuery, removeCredential, targetsUsingCredential, updateCredential } from './service.ts'
 import { CreateCredentialInput, UpdateCredentialInput } from './types.ts'
 
 /**
@@ -22,6 +22,11 @@ export const credentialsRoutes = new Hono<AppEnv>()
     return c.json(created, 201)
   })
   .get('/:id', allow('operator'), async (c) => c.json(await getCredential(c.var.ctx, c.req.param('id'))))
+  /** Targets whose connection (or a jump host of it) logs in with this credential. */
+  .get('/:id/targets', allow('operator'), async (c) => {
+    const row = await getCredentialRow(c.var.ctx.db, c.req.param('id'))
+    return c.json({ items: await targetsUsingCredential(c.var.ctx.db, row.id), next: null })
+  })
   .put('/:id', allow('admin'), async (c) => {
     const input = await readJson(c, UpdateCredentialInput)
     const { credential, fields } = await updateCredential(c.var.ctx, c.get('principal'), c.req.param('id'), input)

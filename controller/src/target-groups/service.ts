@@ -183,3 +183,38 @@ export async function changeStaticMembers(ctx: AppContext, id: string, targetIds
   }
   return toDto(ctx.db, row)
 }
+
+export interface GroupRef {
+  id: string
+  name: string
+}
+
+/**
+ * The groups each of these targets is in now (static members ∪ selector matches), by target id,
+ * in group-name order: one query for static membership and one per group with a selector.
+ */
+export async function groupsOfTargets(db: Db, ids: string[]): Promise<Map<string, GroupRef[]>> {
+  const out = new Map<string, GroupRef[]>()
+  if (!ids.length) return out
+  const groups = await db.select({ id: targetGroup.id, name: targetGroup.name, selector: targetGroup.selector }).from(targetGroup).orderBy(asc(sql`lower(${targetGroup.name})`))
+  if (!groups.length) return out
+  const members = new Map<string, Set<string>>(groups.map((g) => [g.id, new Set<string>()]))
+  const statics = await db
+    .select({ groupId: targetGroupMember.groupId, targetId: targetGroupMember.targetId })
+    .from(targetGroupMember)
+    .where(inArray(targetGroupMember.targetId, ids))
+  for (const s of statics) members.get(s.groupId)?.add(s.targetId)
+  for (const g of groups.filter((x) => x.selector)) {
+    const membership = await selectorCondition(db, parseSelector(`group:${JSON.stringify(g.name)}`), { includeDisabled: true })
+    const rows = await db.select({ id: target.id }).from(target).where(and(inArray(target.id, ids), membership))
+    for (const r of rows) members.get(g.id)!.add(r.id)
+  }
+  for (const g of groups) {
+    for (const targetId of members.get(g.id)!) {
+      const list = out.get(targetId) ?? []
+      list.push({ id: g.id, name: g.name })
+      out.set(targetId, list)
+    }
+  }
+  return out
+}

@@ -154,6 +154,28 @@ describe('listing, selectors and groups', () => {
     assert.deepEqual(byGroup.body.items.map((x: { name: string }) => x.name), ['fleet-00', 'fleet-02'])
   })
 
+  test('agentless filter and with_groups name each target\'s groups (static and by selector)', async () => {
+    const names = async (qs: string) => (await call(app, 'GET', `/api/v1/targets?q=fleet-&${qs}`, { token: viewer.token })).body.items.map((x: { name: string }) => x.name)
+    assert.deepEqual(await names('connection=agentless&os=windows'), ['fleet-00', 'fleet-03', 'fleet-06', 'fleet-09'])
+    const agentBox = await create({ name: 'fleet-agent', address: '10.2.1.1', connection: { type: 'agent' } })
+    assert.deepEqual(await names('connection=agent'), ['fleet-agent'])
+    assert.ok(!(await names('connection=agentless')).includes('fleet-agent'))
+    const fleet = (await call(app, 'GET', '/api/v1/targets?q=fleet-&limit=20', { token: viewer.token })).body.items as { id: string; name: string; groups?: unknown }[]
+    assert.equal(fleet[0]!.groups, undefined, 'groups only when asked')
+    const id = (name: string) => fleet.find((f) => f.name === name)!.id
+    await call(app, 'POST', '/api/v1/target-groups', { token: op.token, body: { name: 'zz-pinned', members: [id('fleet-01'), id('fleet-agent')] } })
+    await call(app, 'POST', '/api/v1/target-groups', { token: op.token, body: { name: 'aa-dev-tier1', selector: 'env=dev,tier=1' } })
+    await call(app, 'POST', '/api/v1/target-groups', { token: op.token, body: { name: 'mm-nested', selector: 'group:zz-pinned' } })
+    const listed = await call(app, 'GET', '/api/v1/targets?q=fleet-&limit=20&with_groups=true', { token: viewer.token })
+    assert.equal(listed.status, 200)
+    const groupsOf = (name: string) => (listed.body.items as { name: string; groups: { name: string }[] }[]).find((t) => t.name === name)!.groups.map((g) => g.name).filter((g) => /^(aa|mm|zz)-/.test(g))
+    assert.deepEqual(groupsOf('fleet-01'), ['mm-nested', 'zz-pinned'])
+    assert.deepEqual(groupsOf('fleet-agent'), ['mm-nested', 'zz-pinned'])
+    assert.deepEqual(groupsOf('fleet-02'), [])
+    assert.equal(agentBox.status, 201)
+    await call(app, 'DELETE', `/api/v1/targets/${agentBox.body.id}`, { token: op.token })
+  })
+
   test('bulk tag, disable, group and delete', async () => {
     const a = await create({ name: 'bulk-a', address: '10.3.0.1', tags: { keep: 'yes', drop: 'me' }, connection: ssh() })
     const b = await create({ name: 'bulk-b', address: '10.3.0.2', connection: ssh() })

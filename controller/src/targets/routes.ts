@@ -3,15 +3,20 @@ import { z } from 'zod'
 import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 import { AppError } from '../errors.ts'
-import { PageQuery, parseQuery } from '../http/pagination.ts'
+import { PageQuery, parseQuery, type Page } from '../http/pagination.ts'
 import { readJson, readOptionalJson } from '../http/validate.ts'
 import { previewSelector } from '../selectors/compile.ts'
+import { groupsOfTargets, type GroupRef } from '../target-groups/service.ts'
 import { bulkChange, BulkInput } from './bulk.ts'
 import { ConnectionTestInput, testConnection } from './connection-test.ts'
 import { decideStoredHostKey, listHostKeys } from './host-keys.ts'
 import { exportTargets, importTargets, parseImportBody } from './import-export.ts'
 import { TargetInput, TargetPatch } from './schemas.ts'
-import { createTarget, getTargetRow, listTargets, ListTargetsQuery, removeTarget, targetDto, updateTarget } from './service.ts'
+import { createTarget, getTargetRow, listTargets, ListTargetsQuery, removeTarget, targetDto, updateTarget, type TargetDto } from './service.ts'
+
+/** `with_groups=true`: each listed target also names the groups it is in (for tables that show them). */
+const ListQuery = PageQuery.extend(ListTargetsQuery.shape).extend({ with_groups: z.enum(['true', 'false']).default('false') })
+export type TargetListItem = TargetDto & { groups?: GroupRef[] }
 
 const ResolveQuery = z.object({
   selector: z.string().min(1).max(4096),
@@ -21,8 +26,13 @@ const ResolveQuery = z.object({
 
 export const targetsRoutes = new Hono<AppEnv>()
   .get('/', allow('viewer'), async (c) => {
-    const query = parseQuery(PageQuery.extend(ListTargetsQuery.shape), { ...c.req.query(), ...(c.req.queries('tag') ? { tag: c.req.queries('tag') } : {}) } as Record<string, string>)
-    return c.json(await listTargets(c.var.ctx, query, query))
+    const query = parseQuery(ListQuery, { ...c.req.query(), ...(c.req.queries('tag') ? { tag: c.req.queries('tag') } : {}) } as Record<string, string>)
+    const page: Page<TargetListItem> = await listTargets(c.var.ctx, query, query)
+    if (query.with_groups === 'true') {
+      const groups = await groupsOfTargets(c.var.ctx.db, page.items.map((t) => t.id))
+      page.items = page.items.map((t) => ({ ...t, groups: groups.get(t.id) ?? [] }))
+    }
+    return c.json(page)
   })
   .post('/', allow('operator'), async (c) => {
     const created = await createTarget(c.var.ctx, await readJson(c, TargetInput))

@@ -181,7 +181,8 @@ export const ListTargetsQuery = z.object({
   /** `key=value`; repeat the parameter for several. */
   tag: z.union([z.string(), z.array(z.string())]).optional(),
   group: z.string().max(255).optional(),
-  connection: z.enum(['agent', 'ssh', 'winrm']).optional(),
+  /** `agentless`: reached from the controller (SSH or WinRM), not through an agent. */
+  connection: z.enum(['agent', 'ssh', 'winrm', 'agentless']).optional(),
   online: z.enum(['true', 'false']).optional(),
   enabled: z.enum(['true', 'false']).optional(),
   selector: z.string().max(4096).optional(),
@@ -217,7 +218,8 @@ export async function listTargets(ctx: AppContext, query: ListTargetsQuery, page
     after !== undefined ? gt(sql`lower(${target.name})`, after) : undefined,
     query.q ? containsText(query.q, target.name, target.address) : undefined,
     query.os ? eq(target.osType, query.os) : undefined,
-    query.connection ? sql`(${target.connection}->>'type') = ${query.connection}` : undefined,
+    query.connection === 'agentless' ? sql`(${target.connection}->>'type') <> 'agent'` : undefined,
+    query.connection && query.connection !== 'agentless' ? sql`(${target.connection}->>'type') = ${query.connection}` : undefined,
     query.enabled ? eq(target.enabled, query.enabled === 'true') : undefined,
     query.online === 'true' ? and(isNotNull(target.lastSeenAt), gt(target.lastSeenAt, onlineSince)) : undefined,
     query.online === 'false' ? or(sql`${target.lastSeenAt} is null`, lt(target.lastSeenAt, onlineSince)) : undefined,
