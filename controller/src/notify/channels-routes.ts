@@ -4,7 +4,7 @@ import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 import { PageQuery, parseQuery } from '../http/pagination.ts'
 import { readJson } from '../http/validate.ts'
-import { createChannel, getChannel, listChannels, ListChannelsQuery, removeChannel, testChannel, updateChannel } from './channels-service.ts'
+import { channelDirectory, createChannel, getChannel, listChannels, ListChannelsQuery, removeChannel, testChannel, updateChannel } from './channels-service.ts'
 import { smtpRoutes } from './smtp-routes.ts'
 
 /** The body is parsed by the service: a PUT is merged into the stored channel before the per-type rules apply. */
@@ -12,7 +12,8 @@ const body = (c: Parameters<typeof readJson>[0]) => readJson(c, z.unknown())
 
 /**
  * `/notification-channels`: admin only (channels carry webhook tokens and decide who hears about
- * what). Secrets are write-only; audit notes name the fields that changed, never values.
+ * what), except `/directory` (ids, names and types, for anyone picking channels). Secrets are
+ * write-only; audit notes name the fields that changed, never values.
  */
 export const notificationChannelsRoutes = new Hono<AppEnv>()
   .get('/', allow('admin'), async (c) => {
@@ -24,6 +25,8 @@ export const notificationChannelsRoutes = new Hono<AppEnv>()
     c.set('audit', { resourceType: 'notification_channel', resourceId: channel.id, summary: { name: channel.name, type: channel.type, fields } })
     return c.json(channel, 201)
   })
+  // Names and types only, for picking channels (rules, preferences); before /:id, which would take "directory" for an id.
+  .get('/directory', allow('viewer'), async (c) => c.json(await channelDirectory(c.var.ctx)))
   .get('/:id', allow('admin'), async (c) => c.json(await getChannel(c.var.ctx, c.req.param('id'))))
   .put('/:id', allow('admin'), async (c) => {
     const { channel, fields } = await updateChannel(c.var.ctx, c.get('principal'), c.req.param('id'), await body(c))

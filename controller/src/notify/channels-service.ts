@@ -163,6 +163,25 @@ export async function listChannels(ctx: AppContext, query: z.infer<typeof ListCh
   return pageOf(rows, page.limit, (r) => dtoOf(ctx, r), (r) => ({ n: r.name.toLowerCase() }))
 }
 
+export interface ChannelDirectoryEntry {
+  id: string
+  name: string
+  type: ChannelType
+}
+
+/**
+ * Every channel's id, name and type — nothing of its config — for whoever picks channels without
+ * administering them: operators writing rules, every user choosing the channels they accept.
+ */
+export async function channelDirectory(ctx: AppContext): Promise<{ items: ChannelDirectoryEntry[] }> {
+  const rows = await ctx.db
+    .select({ id: notificationChannel.id, name: notificationChannel.name, type: notificationChannel.type })
+    .from(notificationChannel)
+    .where(isNull(notificationChannel.deletedAt))
+    .orderBy(asc(sql`lower(${notificationChannel.name})`))
+  return { items: rows }
+}
+
 /** Stored secret overlaid with the request: omitted keeps, null removes, `headers: null` removes every secret header. */
 function mergeSecret(stored: ChannelSecret, patch: SecretInput | undefined): ChannelSecret {
   const out: ChannelSecret = { ...stored }

@@ -4,9 +4,11 @@ import { allow } from '../auth/access.ts'
 import type { AppEnv } from '../context.ts'
 import { parseQuery } from '../http/pagination.ts'
 import { readJson } from '../http/validate.ts'
-import { createWindow, getWindow, listActiveWindows, listWindows, removeWindow, updateWindow } from './maintenance-service.ts'
+import { createWindow, getWindow, listActiveWindows, listOpenings, listWindows, removeWindow, updateWindow } from './maintenance-service.ts'
 
-const ActiveQuery = z.object({ at: z.iso.datetime({ offset: true, message: 'an ISO-8601 date-time with a zone' }).optional() })
+const Instant = z.iso.datetime({ offset: true, message: 'an ISO-8601 date-time with a zone' })
+const ActiveQuery = z.object({ at: Instant.optional() })
+const CalendarQuery = z.object({ from: Instant, to: Instant })
 
 const auditSummary = (w: { name: string; kind: string; action: string; enabled: boolean; applies_to: unknown }) => ({ name: w.name, kind: w.kind, action: w.action, enabled: w.enabled, applies_to: w.applies_to })
 
@@ -24,6 +26,11 @@ export const maintenanceWindowsRoutes = new Hono<AppEnv>()
   .get('/active', allow('viewer'), async (c) => {
     const q = parseQuery(ActiveQuery, c.req.query())
     return c.json(await listActiveWindows(c.var.ctx, q.at ? new Date(q.at) : c.var.ctx.clock()))
+  })
+  // The openings of every window in a range (at most 62 days), for a calendar.
+  .get('/calendar', allow('viewer'), async (c) => {
+    const q = parseQuery(CalendarQuery, c.req.query())
+    return c.json(await listOpenings(c.var.ctx, new Date(q.from), new Date(q.to)))
   })
   .get('/:id', allow('viewer'), async (c) => c.json(await getWindow(c.var.ctx, c.req.param('id'))))
   .put('/:id', allow('operator'), async (c) => {

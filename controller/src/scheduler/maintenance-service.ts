@@ -9,7 +9,7 @@ import { parseWith } from '../http/validate.ts'
 import { parseSelector } from '../selectors/parse.ts'
 import { targetGroup } from '../targets/targets.sql.ts'
 import { canonicalZone, validateCron } from './cron.ts'
-import { activeWindowAt, activeWindows } from './maintenance.ts'
+import { activeWindowAt, activeWindows, openingsBetween } from './maintenance.ts'
 import { maintenanceWindow, type MaintenanceWindowRow } from './maintenance.sql.ts'
 
 /*
@@ -243,4 +243,50 @@ export async function listWindows(ctx: AppContext): Promise<{ items: Maintenance
 export async function listActiveWindows(ctx: AppContext, at: Date): Promise<{ at: string; items: MaintenanceWindowDto[] }> {
   const open = await activeWindows(ctx.db, at)
   return { at: at.toISOString(), items: open.map((o) => windowDto(o.window, at)).sort((a, b) => a.name.localeCompare(b.name)) }
+}
+
+/** The longest range one calendar request may ask about. */
+export const MAX_CALENDAR_DAYS = 62
+
+export interface CalendarOpening {
+  window_id: string
+  name: string
+  kind: MaintenanceWindowRow['kind']
+  action: MaintenanceWindowRow['action']
+  enabled: boolean
+  timezone: string
+  start: string
+  end: string
+}
+
+export interface MaintenanceCalendar {
+  from: string
+  to: string
+  items: CalendarOpening[]
+  /** Windows with more openings in the range than one answer lists (the first ones are given). */
+  truncated: string[]
+}
+
+/** Every opening of every window (disabled ones too, flagged) overlapping [from, to), by start: what a calendar draws. */
+export async function listOpenings(ctx: AppContext, from: Date, to: Date): Promise<MaintenanceCalendar> {
+  const problems: Problem[] = []
+  if (to.getTime() <= from.getTime()) problems.push({ path: 'to', message: 'must be after from' })
+  else if (to.getTime() - from.getTime() > MAX_CALENDAR_DAYS * 86_400_000) problems.push({ path: 'to', message: `at most ${MAX_CALENDAR_DAYS} days after from` })
+  if (problems.length) throw new ValidationError(`invalid query parameters: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`, problems)
+  const rows = await ctx.db
+    .select()
+    .from(maintenanceWindow)
+    .where(isNull(maintenanceWindow.deletedAt))
+    .orderBy(asc(sql`lower(${maintenanceWindow.name})`))
+  const items: CalendarOpening[] = []
+  const truncated: string[] = []
+  for (const w of rows) {
+    const { openings, truncated: more } = openingsBetween(w, from, to)
+    if (more) truncated.push(w.id)
+    for (const o of openings) {
+      items.push({ window_id: w.id, name: w.name, kind: w.kind, action: w.action, enabled: w.enabled, timezone: w.timezone, start: o.start.toISOString(), end: o.end.toISOString() })
+    }
+  }
+  items.sort((a, b) => a.start.localeCompare(b.start) || a.name.localeCompare(b.name))
+  return { from: from.toISOString(), to: to.toISOString(), items, truncated }
 }

@@ -105,6 +105,72 @@ export function activeWindowAt(w: MaintenanceWindowRow, at: Date): OpenWindow | 
   }
 }
 
+/** At most this many openings of one window in one listing (a every-minute cron window over a month is 44,640). */
+export const MAX_OPENINGS = 1000
+
+export interface Openings {
+  openings: OpenWindow[]
+  /** More openings fall in the range than MAX_OPENINGS. */
+  truncated: boolean
+}
+
+/**
+ * Every opening of the window that overlaps [from, to), in order of start — what a calendar
+ * shows. The same rules as activeWindowAt (DST through Intl, `compatible` wall-clock reading),
+ * so a day drawn open is a day the scheduler treats as open. Ignores enabled/deleted.
+ */
+export function openingsBetween(w: MaintenanceWindowRow, from: Date, to: Date, max = MAX_OPENINGS): Openings {
+  const lo = from.getTime()
+  const hi = to.getTime()
+  const out: OpenWindow[] = []
+  const add = (start: number, end: number) => {
+    if (start < hi && end > lo) out.push({ start: new Date(start), end: new Date(end) })
+  }
+  switch (w.kind) {
+    case 'one_off':
+      if (w.startsAt && w.endsAt) add(w.startsAt.getTime(), w.endsAt.getTime())
+      break
+    case 'cron': {
+      if (!w.cron || !w.durationSec) break
+      const duration = w.durationSec * 1000
+      // An opening that started up to `duration` before `from` still overlaps it.
+      let after = new Date(lo - duration)
+      for (;;) {
+        const fires = nextFireTimes({ cron: w.cron, timezone: w.timezone }, after, 128)
+        for (const f of fires) {
+          if (f.getTime() >= hi) return { openings: out, truncated: false }
+          add(f.getTime(), f.getTime() + duration)
+          if (out.length > max) return { openings: out.slice(0, max), truncated: true }
+        }
+        if (fires.length < 128) break
+        after = fires.at(-1)!
+      }
+      break
+    }
+    case 'weekly': {
+      // Wall-clock days from the day before `from` (a range may run past midnight) to the day of `to`.
+      const first = Math.floor(wallMs(lo, w.timezone) / DAY_MS) * DAY_MS - DAY_MS
+      const last = Math.floor(wallMs(hi, w.timezone) / DAY_MS) * DAY_MS
+      for (let day = first; day <= last; day += DAY_MS) {
+        const weekday = WEEKDAYS[new Date(day).getUTCDay()]!
+        for (const r of w.ranges ?? []) {
+          if (!r.days.includes(weekday)) continue
+          const startMin = minutesOf(r.start)
+          const endMin = minutesOf(r.end)
+          const start = zonedInstant(day + startMin * 60_000, w.timezone)
+          const end = zonedInstant(day + (endMin <= startMin ? DAY_MS : 0) + endMin * 60_000, w.timezone)
+          add(start, end)
+        }
+        if (out.length > max) break
+      }
+      out.sort((a, b) => a.start.getTime() - b.start.getTime())
+      if (out.length > max) return { openings: out.slice(0, max), truncated: true }
+      break
+    }
+  }
+  return { openings: out, truncated: false }
+}
+
 export interface ActiveWindow {
   window: MaintenanceWindowRow
   open: OpenWindow

@@ -56,7 +56,7 @@ const fields = {
 }
 
 /** Fields a GET returns that are not settable: a client may PUT a GET body back unchanged. */
-const READ_ONLY = ['id', 'job_name', 'next_fire_at', 'last_fire_at', 'created_at', 'updated_at', 'created_by', 'updated_by', 'has_secret_parameters']
+const READ_ONLY = ['id', 'job_name', 'next_fire_at', 'last_fire_at', 'created_at', 'updated_at', 'created_by', 'updated_by', 'has_secret_parameters', 'last_fire']
 
 function withoutReadOnly(value: unknown): unknown {
   if (!value || typeof value !== 'object' || Array.isArray(value)) return value

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto'
-import { and, desc, eq, isNull, or, sql } from 'drizzle-orm'
+import { and, desc, eq, inArray, isNull, or, sql } from 'drizzle-orm'
 import { z } from 'zod'
 import { actorOf, type Principal } from '../auth/principal.ts'
 import type { AppContext } from '../context.ts'
 import { openSecret, sealSecret, type SealedSecret } from '../crypto/secret-box.ts'
-import { isUniqueViolation, isUuid, type Db } from '../db/client.ts'
+import { isUniqueViolation, isUuid, uuidArray, type Db } from '../db/client.ts'
+import { rowsOf } from '../db/migrate.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { resolveParameters, type ParameterDef } from '../jobs/definition.ts'
 import { job, jobVersion, type JobRow } from '../jobs/jobs.sql.ts'
+import { run, type RunStatus } from '../runs/runs.sql.ts'
 import { canonicalZone, nextFireTimes, previewFires, validateCron, type CronSpec, type PreviewFire } from './cron.ts'
 import type { CreateScheduleInput, UpdateScheduleInput } from './schedule-input.ts'
 import { schedule, scheduleFire, type ScheduleFireRow, type ScheduleRow } from './scheduler.sql.ts'
@@ -306,11 +308,44 @@ export async function removeSchedule(ctx: AppContext, id: string): Promise<Sched
 
 const ScheduleCursor = z.tuple([z.string(), z.uuid()])
 
+/** A schedule's latest occurrence and, when it launched a run, that run's status now. */
+export interface LastFire {
+  fire_at: string
+  status: ScheduleFireRow['status']
+  reason: string | null
+  run_id: string | null
+  run_status: RunStatus | null
+}
+
+/** A list item: the schedule and how its latest occurrence went. */
+export type ScheduleListItem = ScheduleDto & { last_fire: LastFire | null }
+
+/** The latest fire of each schedule: one index probe per schedule (LATERAL … LIMIT 1), however long its history. */
+async function lastFires(db: Db, ids: string[]): Promise<Map<string, LastFire>> {
+  const out = new Map<string, LastFire>()
+  if (!ids.length) return out
+  const latest = rowsOf<{ id: string }>(
+    await db.execute(sql`
+      select f.id from unnest(${uuidArray(ids)}) as s(id)
+      cross join lateral (select id from schedule_fire where schedule_id = s.id order by fire_at desc limit 1) f`),
+  ).map((r) => r.id)
+  if (!latest.length) return out
+  const rows = await db
+    .select({ fire: scheduleFire, runStatus: run.status })
+    .from(scheduleFire)
+    .leftJoin(run, eq(run.id, scheduleFire.runId))
+    .where(inArray(scheduleFire.id, latest))
+  for (const r of rows) {
+    out.set(r.fire.scheduleId, { fire_at: r.fire.fireAt.toISOString(), status: r.fire.status, reason: r.fire.reason, run_id: r.fire.runId, run_status: r.runStatus ?? null })
+  }
+  return out
+}
+
 export async function listSchedules(
   ctx: AppContext,
   query: { job_id?: string | undefined; enabled?: 'true' | 'false' | undefined },
   page: { limit: number; cursor?: string | undefined },
-): Promise<Page<ScheduleDto>> {
+): Promise<Page<ScheduleListItem>> {
   const after = page.cursor ? decodeCursor(page.cursor, ScheduleCursor) : undefined
   const rows = await ctx.db
     .select({ schedule, jobName: job.name })
@@ -326,10 +361,14 @@ export async function listSchedules(
     )
     .orderBy(sql`lower(${schedule.name})`, schedule.id)
     .limit(page.limit + 1)
+  const fires = await lastFires(
+    ctx.db,
+    rows.slice(0, page.limit).map((r) => r.schedule.id),
+  )
   return pageOf(
     rows,
     page.limit,
-    (r) => scheduleDto(r.schedule, r.jobName),
+    (r) => ({ ...scheduleDto(r.schedule, r.jobName), last_fire: fires.get(r.schedule.id) ?? null }),
     (r) => [r.schedule.name.toLowerCase(), r.schedule.id],
   )
 }
