@@ -7,7 +7,8 @@ import type { Principal } from '../auth/principal.ts'
 import type { Role } from '../auth/roles.ts'
 import type { AppEnv } from '../context.ts'
 import { onError } from '../http/errors.ts'
-import { auditRoutes, type AuditListResponse } from './routes.ts'
+import { sql } from 'drizzle-orm'
+import { auditRoutes, type AuditListResponse, type AuditVerifyResponse } from './routes.ts'
 import { appendAudit } from './service.ts'
 
 let t: TestContext
@@ -72,6 +73,17 @@ describe('GET /api/v1/audit', () => {
     assert.deepEqual(await actions('actor=nobody'), [])
   })
 
+  test('filters by outcome, and refuses an outcome that does not exist', async () => {
+    const app = appAs(user('admin'))
+    await appendAudit(t.ctx.db, { actor: { type: 'anonymous', id: null, name: 'mallory' }, action: 'auth.login', outcome: 'failure' }, new Date('2025-02-01T00:10:00Z'))
+    const body = (await (await app.request('/api/v1/audit?outcome=failure')).json()) as AuditListResponse
+    assert.deepEqual(body.items.map((e) => [e.action, e.actor.name, e.outcome]), [['auth.login', 'mallory', 'failure']])
+    assert.equal(((await (await app.request('/api/v1/audit?outcome=success')).json()) as AuditListResponse).items.length, 5)
+    const bad = await app.request('/api/v1/audit?outcome=maybe')
+    assert.equal(bad.status, 400)
+    assert.deepEqual(((await bad.json()) as ErrorBody).error.details?.map((d) => d.path), ['outcome'])
+  })
+
   test('is for admins only: a viewer gets 403, an anonymous caller 401', async () => {
     for (const [principal, status, code] of [[user('viewer'), 403, 'FORBIDDEN'], [user('operator'), 403, 'FORBIDDEN'], [undefined, 401, 'UNAUTHENTICATED']] as const) {
       const res = await appAs(principal).request('/api/v1/audit')
@@ -102,5 +114,45 @@ describe('GET /api/v1/audit', () => {
     const res = await appAs(user('admin')).request('/api/v1/audit?from=2025-02-02T00:00:00Z&to=2025-02-01T00:00:00Z')
     assert.equal(res.status, 400)
     assert.deepEqual(((await res.json()) as ErrorBody).error.details?.map((d) => d.path), ['to'])
+  })
+})
+
+describe('GET /api/v1/audit/verify', () => {
+  test('reports an intact chain: every entry checked, the head hash and when it was checked', async () => {
+    const res = await appAs(user('admin')).request('/api/v1/audit/verify')
+    assert.equal(res.status, 200)
+    const body = (await res.json()) as AuditVerifyResponse
+    const newest = ((await (await appAs(user('admin')).request('/api/v1/audit?limit=1')).json()) as AuditListResponse).items[0]
+    assert.equal(body.ok, true)
+    assert.equal(body.entries_checked, newest?.id)
+    assert.equal(body.head, newest?.hash)
+    assert.equal(body.broken, null)
+    assert.ok(!Number.isNaN(Date.parse(body.checked_at)))
+  })
+
+  test('names the first entry that does not check out, with the entry as stored, and recovers when it is restored', async () => {
+    const app = appAs(user('admin'))
+    const all = ((await (await app.request('/api/v1/audit?action=users.create')).json()) as AuditListResponse).items
+    const target = all[0]!
+    await t.ctx.db.execute(sql`update audit_log set summary = '{"i": 99}'::jsonb where id = ${target.id}`)
+    try {
+      const body = (await (await app.request('/api/v1/audit/verify')).json()) as AuditVerifyResponse
+      assert.equal(body.ok, false)
+      assert.equal(body.head, null)
+      assert.equal(body.entries_checked, target.id - 1)
+      assert.deepEqual(
+        { id: body.broken?.id, reason: body.broken?.reason, message: body.broken?.message, action: body.broken?.entry?.action, summary: body.broken?.entry?.summary },
+        { id: target.id, reason: 'content_mismatch', message: 'content does not match its hash', action: 'users.create', summary: { i: 99 } },
+      )
+    } finally {
+      await t.ctx.db.execute(sql`update audit_log set summary = ${JSON.stringify(target.summary)}::jsonb where id = ${target.id}`)
+    }
+    assert.equal(((await (await app.request('/api/v1/audit/verify')).json()) as AuditVerifyResponse).ok, true)
+  })
+
+  test('is for admins only', async () => {
+    for (const [principal, status] of [[user('viewer'), 403], [user('operator'), 403], [undefined, 401]] as const) {
+      assert.equal((await appAs(principal).request('/api/v1/audit/verify')).status, status)
+    }
   })
 })

@@ -90,6 +90,7 @@ export interface AuditFilters {
   from?: Date
   /** Exclusive. */
   to?: Date
+  outcome?: AuditOutcome
 }
 
 const AuditCursor = z.object({ id: z.number().int().positive() })
@@ -110,6 +111,7 @@ export async function listAudit(db: Db, filters: AuditFilters, page: { limit: nu
   if (filters.resourceId !== undefined) where.push(eq(auditLog.resourceId, filters.resourceId))
   if (filters.from !== undefined) where.push(gte(auditLog.at, filters.from))
   if (filters.to !== undefined) where.push(lt(auditLog.at, filters.to))
+  if (filters.outcome !== undefined) where.push(eq(auditLog.outcome, filters.outcome))
   const rows = await db
     .select()
     .from(auditLog)
@@ -148,6 +150,12 @@ export async function verifyAuditChain(db: Db): Promise<VerifyResult> {
     if (batch.length < VERIFY_BATCH) return { ok: true, rows, head: previousHash }
     afterId = batch.at(-1)!.id
   }
+}
+
+/** One row by id, as the API returns it (null when there is none). */
+export async function getAuditEvent(db: Db, id: number): Promise<AuditEvent | null> {
+  const [row] = await db.select().from(auditLog).where(eq(auditLog.id, id))
+  return row ? toEvent(row) : null
 }
 
 type AuditRow = AuditContent & { prevHash: string | null; hash: string }
