@@ -47,6 +47,8 @@ export interface ConnectionOptions {
   /** Reconnect backoff: full jitter, delay = random(0, min(cap, base · 2^attempt)). */
   backoffBaseMs?: number
   backoffCapMs?: number
+  /** Session up or down (with why it ended), for the status file. */
+  onState?(state: { connected: boolean; controller: string; error?: string | undefined }): void
 }
 
 const AgentClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(AgentService), 'AgentService')
@@ -56,7 +58,24 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)))
 }
 
-type SessionEnd = { ready: boolean; drainWindowMs?: number; status?: grpc.status; details?: string }
+type SessionEnd = { ready: boolean; drainWindowMs?: number; status?: grpc.status; details?: string; error?: string }
+
+/**
+ * The controller's explicit word that this identity will never be accepted: revoked (the gateway sends
+ * PERMISSION_DENIED for nothing else) or unknown, i.e. deleted. Reached only over the pinned CA, so no one else
+ * can say it. Other refusals (stale clock, a channel binding a proxy broke) may heal and are retried.
+ */
+export function identityRefusal(end: Pick<SessionEnd, 'status' | 'details'>): string | undefined {
+  if (end.status === grpc.status.PERMISSION_DENIED) return end.details || 'this agent has been revoked'
+  if (end.status === grpc.status.UNAUTHENTICATED && /^unknown agent|has been deleted/.test(end.details ?? '')) return end.details
+  return undefined
+}
+
+function describeEnd(end: SessionEnd): string | undefined {
+  if (end.error) return end.error
+  if (end.status === undefined || end.status === grpc.status.OK || end.status === grpc.status.CANCELLED) return undefined
+  return `${grpc.status[end.status]}: ${end.details ?? ''}`.trim()
+}
 
 /**
  * The agent's outbound connection: dials a controller, proves its identity over this TLS
@@ -86,7 +105,8 @@ export class ControllerConnection {
     this.call?.once('drain', fn)
   }
 
-  async run(): Promise<void> {
+  /** Connects until stopped, or until the controller refuses this identity for good (resolves with why). */
+  async run(): Promise<{ refused?: string }> {
     const base = this.opts.backoffBaseMs ?? 1_000
     const cap = this.opts.backoffCapMs ?? 30_000
     let attempt = 0
@@ -95,9 +115,12 @@ export class ControllerConnection {
       const address = this.opts.controllers[next++ % this.opts.controllers.length]!
       const end = await this.session(address).catch((err: Error): SessionEnd => {
         this.opts.log.warn({ controller: address, err: err.message }, 'agent.session_failed')
-        return { ready: false }
+        return { ready: false, error: err.message }
       })
       if (this.stopped) break
+      this.opts.onState?.({ connected: false, controller: address, error: describeEnd(end) })
+      const refused = identityRefusal(end)
+      if (refused) return { refused }
       if (end.ready) attempt = 0
       let delay: number
       if (end.drainWindowMs !== undefined) delay = Math.floor(Math.random() * end.drainWindowMs)
@@ -112,6 +135,7 @@ export class ControllerConnection {
         }
       })
     }
+    return {}
   }
 
   stop(): void {
@@ -170,6 +194,7 @@ export class ControllerConnection {
               this.send({ case: 'heartbeat', value: { sentAtUnixMs: BigInt(Date.now()), runningAssignmentIds: handlers.running() } })
             }, interval)
             log.info({ controller: address, sessionId: f.value.sessionId, controllerVersion: f.value.controllerVersion }, 'agent.session_ready')
+            this.opts.onState?.({ connected: true, controller: address })
             if (f.value.signingKeys.length) handlers.onSigningKeys(f.value.signingKeys)
             handlers.onReady(f.value)
             return

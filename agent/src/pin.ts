@@ -17,6 +17,11 @@ function fingerprintOf(der: Buffer): string {
   return `sha256:${new X509Certificate(der).fingerprint256.replaceAll(':', '').toLowerCase()}`
 }
 
+/** The pinned CA's fingerprint in the form enroll takes (`sha256:<hex>`), from its PEM. */
+export function caFingerprint(pem: string): string {
+  return fingerprintOf(new X509Certificate(pem).raw)
+}
+
 function chainOf(leaf: DetailedPeerCertificate): PeerCertificate[] {
   const chain: PeerCertificate[] = []
   let cert: DetailedPeerCertificate | undefined = leaf

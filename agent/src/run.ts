@@ -6,7 +6,8 @@ import { ControllerConnection } from './connection.ts'
 import { Journal } from './journal.ts'
 import { Runner } from './runner.ts'
 import { Spool } from './spool.ts'
-import { readEnrollment, writeSigningKeys } from './state.ts'
+import { readEnrollment, STATE_PATHS, writeSigningKeys } from './state.ts'
+import { StatusPublisher } from './status-file.ts'
 
 export interface AgentRunOptions {
   stateDir: string
@@ -22,6 +23,9 @@ export interface AgentRunOptions {
 }
 
 export interface RunningAgent {
+  /** Resolves when the connection loop ends: after stop(), or on its own when the controller refuses this identity. */
+  readonly done: Promise<{ refused?: string }>
+  /** Interrupts (and journals) what is running, closes the session and the files, publishes the final status. */
   stop(): Promise<void>
 }
 
@@ -31,8 +35,9 @@ export function runAgent(opts: AgentRunOptions): RunningAgent {
   const state = readEnrollment(opts.stateDir)
   const agentId = state.identity.agent_id
   const signingKeys = new Map<string, KeyObject>(state.identity.signing_keys.map((k) => [k.key_id, importEd25519PublicKey(Buffer.from(k.public_key, 'base64'))]))
-  const journal = Journal.open(path.join(opts.stateDir, 'journal'))
-  const spool = Spool.open(path.join(opts.stateDir, 'spool'), { maxBytes: opts.spoolMaxBytes })
+  const journal = Journal.open(path.join(opts.stateDir, STATE_PATHS.journal))
+  const spool = Spool.open(path.join(opts.stateDir, STATE_PATHS.spool), { maxBytes: opts.spoolMaxBytes })
+  const status = new StatusPublisher(opts.stateDir, () => spool.stats(), log)
   let runner: Runner | undefined
   const connection: ControllerConnection = new ControllerConnection({
     agentId,
@@ -42,6 +47,8 @@ export function runAgent(opts: AgentRunOptions): RunningAgent {
     log,
     backoffBaseMs: opts.backoffBaseMs,
     backoffCapMs: opts.backoffCapMs,
+    onState: ({ connected, controller, error }) =>
+      status.update({ state: connected ? 'connected' : 'connecting', controller, ...(connected ? { last_error: null } : error ? { last_error: error } : {}) }),
     handlers: {
       inFlight: () => runner!.inFlight(),
       running: () => runner!.runningIds(),
@@ -79,13 +86,19 @@ export function runAgent(opts: AgentRunOptions): RunningAgent {
   })
   runner.recoverInterrupted()
   log.info({ agentId, controllers: state.identity.controllers, stateDir: opts.stateDir }, 'agent.started')
+  status.start()
   const loop = connection.run()
+  void loop.then(({ refused }) => {
+    if (refused) log.error({ details: refused }, 'agent.identity_refused')
+  })
   return {
+    done: loop,
     async stop() {
       log.info('agent.stopping')
       await runner!.shutdown()
       connection.stop()
-      await loop
+      const { refused } = await loop
+      status.stop(refused ? 'refused' : 'stopped', refused)
       spool.close()
       journal.close()
       log.info('agent.stopped')

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import { AssignmentResultSchema, OutputChunkSchema, OutputStream, type OutputChunk } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
-import { Spool, SpoolError, type SpoolEntry } from './spool.ts'
+import { inspectSpool, Spool, SpoolError, type SpoolEntry } from './spool.ts'
 
 const KiB = 1024
 const roots: string[] = []
@@ -304,4 +304,32 @@ test('50 MB of output passes through with the controller acking behind', () => {
   assert.ok(dirBytes(dir) <= 8 * 1024 * 1024 + data)
   assert.equal(spool.stats().droppedBytes, 0)
   spool.close()
+})
+
+test('inspectSpool reads what stats() reports without opening the spool, and writes nothing', () => {
+  const dir = tempDir()
+  assert.deepEqual(inspectSpool(dir), { bytes: 0, segments: 0, entries: 0 }, 'no spool yet')
+  const spool = Spool.open(dir, { maxBytes: 32 * KiB, segmentBytes: 4 * KiB })
+  const usage = () => {
+    const { bytes, segments, entries } = spool.stats()
+    return { bytes, segments, entries }
+  }
+  spool.appendResult(result('r0'))
+  for (let seq = 1; seq <= 60; seq++) {
+    spool.appendOutput(chunk('a1', seq, KiB))
+    spool.appendOutput(chunk('a2', seq, 200))
+    if (seq % 20 === 0) spool.appendResult(result(`r${seq}`))
+    if (seq % 7 === 0) spool.ackOutput('a2', BigInt(seq - 2))
+    if (seq === 30) spool.ackResult('r20')
+    if (seq % 10 === 0) assert.deepEqual(inspectSpool(dir), usage(), `after seq ${seq}`)
+  }
+  assert.ok(usage().segments > 1 && spool.stats().droppedBytes > 0, 'several segments, some output evicted to gap markers')
+  const files = readdirSync(dir).map((n) => [n, statSync(path.join(dir, n)).mtimeMs])
+  assert.deepEqual(inspectSpool(dir), usage())
+  assert.deepEqual(readdirSync(dir).map((n) => [n, statSync(path.join(dir, n)).mtimeMs]), files)
+  spool.close()
+  const reopened = Spool.open(dir)
+  const { bytes, segments, entries } = reopened.stats()
+  assert.deepEqual(inspectSpool(dir), { bytes, segments, entries }, 'what a restarted agent would find')
+  reopened.close()
 })

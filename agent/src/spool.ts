@@ -29,6 +29,13 @@ export interface SpoolOptions {
 
 export type SpoolEntry = { kind: 'output'; chunk: OutputChunk } | { kind: 'result'; result: AssignmentResult }
 
+export interface SpoolUsage {
+  bytes: number
+  segments: number
+  /** Unacked output chunks and results. */
+  entries: number
+}
+
 export class SpoolError extends Error {
   override name = 'SpoolError'
 }
@@ -168,9 +175,9 @@ export class Spool {
     return this.#assignments.get(assignmentId)?.lastSeq ?? 0n
   }
 
-  /** bytes on disk, unacked entries, and output bytes dropped for space since this spool was opened. */
-  stats(): { bytes: number; entries: number; droppedBytes: number } {
-    return { bytes: this.#bytes(), entries: this.#live, droppedBytes: this.#droppedBytes }
+  /** bytes on disk, segment files, unacked entries, and output bytes dropped for space since this spool was opened. */
+  stats(): SpoolUsage & { droppedBytes: number } {
+    return { bytes: this.#bytes(), segments: this.#segments.length, entries: this.#live, droppedBytes: this.#droppedBytes }
   }
 
   close(): void {
@@ -357,4 +364,54 @@ export class Spool {
     if (s.resultAcked) a.resultAcked = true
     seg?.refs.add(s.id)
   }
+}
+
+/**
+ * What `Spool.open(dir).stats()` would report, without opening it: reads only, creates and cuts nothing (so
+ * `status`, run by another user or while the agent runs, never touches the agent's files).
+ */
+export function inspectSpool(dir: string): SpoolUsage {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { bytes: 0, segments: 0, entries: 0 }
+    throw err
+  }
+  const acks = new Map<string, AckState>()
+  const ack = (id: string) => acks.get(id) ?? acks.set(id, { id, ackedSeq: 0n, lastSeq: 0n, resultAcked: false }).get(id)!
+  const latest = new Map<number, { kind: 'output' | 'result'; id: string; seq: bigint }>()
+  const usage: SpoolUsage = { bytes: 0, segments: 0, entries: 0 }
+  for (const n of segmentNumbers(names)) {
+    const buf = readFileSync(path.join(dir, `seg-${n}.log`))
+    usage.segments++
+    usage.bytes += scanFrames(buf, (start, stop) => {
+      const rec = decodeRecord(buf.subarray(start, stop))
+      if (rec.type === REC.output) {
+        const chunk = fromBinary(OutputChunkSchema, rec.body)
+        latest.set(rec.ord, { kind: 'output', id: chunk.assignmentId, seq: chunk.seq })
+      } else if (rec.type === REC.result) {
+        latest.set(rec.ord, { kind: 'result', id: fromBinary(AssignmentResultSchema, rec.body).assignmentId, seq: 0n })
+      } else if (rec.type === REC.outputAck) {
+        const a = ack(rec.id)
+        if (rec.ackedSeq > a.ackedSeq) a.ackedSeq = rec.ackedSeq
+      } else if (rec.type === REC.resultAck) {
+        ack(rec.id).resultAcked = true
+      } else if (rec.type === REC.checkpoint) {
+        for (const s of rec.states) {
+          const a = ack(s.id)
+          if (s.ackedSeq > a.ackedSeq) a.ackedSeq = s.ackedSeq
+          if (s.resultAcked) a.resultAcked = true
+        }
+      }
+    })
+  }
+  // As on open: one result per assignment counts, the first by position.
+  const results = new Set<string>()
+  for (const [, e] of [...latest].sort((x, y) => x[0] - y[0])) {
+    const a = acks.get(e.id)
+    if (e.kind === 'output' ? e.seq > (a?.ackedSeq ?? 0n) : !a?.resultAcked && !results.has(e.id)) usage.entries++
+    if (e.kind === 'result') results.add(e.id)
+  }
+  return usage
 }

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
+import { caFingerprint } from './pin.ts'
 
 /** Where the agent keeps its identity: fixed per platform, overridable with --state-dir. */
 export function defaultStateDir(platform = process.platform, env = process.env): string {
@@ -24,6 +25,9 @@ const FILES = {
   identityKey: 'identity.key',
   boxKey: 'box.key',
 } as const
+
+/** What the run loop keeps next to the identity. */
+export const STATE_PATHS = { journal: 'journal', spool: 'spool', status: 'status.json' } as const
 
 export class StateError extends Error {
   override name = 'StateError'
@@ -81,14 +85,57 @@ export function readEnrollment(dir: string): EnrollmentState {
     if (bytes.length !== 32) throw new StateError(`${path.join(dir, name)} is damaged (expected a 32-byte key)`)
     return new Uint8Array(bytes)
   }
-  const parsed = AgentIdentity.safeParse(JSON.parse(read(FILES.identity)))
-  if (!parsed.success) throw new StateError(`${path.join(dir, FILES.identity)} is damaged`)
-  return { identity: parsed.data, caCertPem: read(FILES.ca), identitySeed: key(FILES.identityKey), boxSecretKey: key(FILES.boxKey) }
+  return { identity: readIdentityFile(dir), caCertPem: read(FILES.ca), identitySeed: key(FILES.identityKey), boxSecretKey: key(FILES.boxKey) }
+}
+
+function readIdentityFile(dir: string): AgentIdentity {
+  const file = path.join(dir, FILES.identity)
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new StateError(`${file} is damaged (not JSON)`)
+    throw err
+  }
+  const parsed = AgentIdentity.safeParse(raw)
+  if (!parsed.success) throw new StateError(`${file} is damaged`)
+  return parsed.data
+}
+
+/** The public half of the enrollment (no private keys read): what `status` shows. */
+export function readIdentity(dir: string): { identity: AgentIdentity; caFingerprint: string } {
+  if (!isEnrolled(dir)) throw new StateError(`${dir} holds no enrolled agent; run \`opsconductor-agent enroll\` first`)
+  const identity = readIdentityFile(dir)
+  let fingerprint: string
+  try {
+    fingerprint = caFingerprint(readFileSync(path.join(dir, FILES.ca), 'utf8'))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw err
+    throw new StateError(`${path.join(dir, FILES.ca)} is missing or damaged`)
+  }
+  return { identity, caFingerprint: fingerprint }
+}
+
+/**
+ * Deletes the identity (its file first, so a partial removal never looks enrolled), the keys, the journal, the
+ * spool and the status file. The directory itself stays: it belongs to the service account. Returns what it removed.
+ */
+export function removeEnrollment(dir: string): string[] {
+  const names = [FILES.identity, FILES.identityKey, FILES.boxKey, FILES.ca, STATE_PATHS.status, STATE_PATHS.journal, STATE_PATHS.spool]
+  const leftovers = readdirSync(dir).filter((n) => n.endsWith('.tmp'))
+  const removed: string[] = []
+  for (const name of [...names, ...leftovers]) {
+    const file = path.join(dir, name)
+    if (!existsSync(file)) continue
+    rmSync(file, { recursive: true, force: true })
+    removed.push(name)
+  }
+  return removed
 }
 
 /** Replaces the accepted controller signing keys (after an announcement over an authenticated session). */
 export function writeSigningKeys(dir: string, keys: AgentIdentity['signing_keys']): void {
   const file = path.join(dir, FILES.identity)
-  const identity = AgentIdentity.parse(JSON.parse(readFileSync(file, 'utf8')))
+  const identity = readIdentityFile(dir)
   writePrivate(file, JSON.stringify(AgentIdentity.parse({ ...identity, signing_keys: keys }), null, 2) + '\n', 0o600)
 }

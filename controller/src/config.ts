@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { z } from 'zod'
+import { VERSION } from '../../proto/src/product-version.ts'
 
 const port = (name: string, fallback: number) =>
   z
@@ -30,6 +31,9 @@ const bounded = (name: string, fallback: number, min: number, max: number, unit 
     })
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** The oldest agent a controller supports by default: its own release line, `major.minor.0`. */
+export const DEFAULT_AGENT_MIN_VERSION = /^(\d+)\.(\d+)\./.exec(VERSION)?.slice(1, 3).concat('0').join('.') ?? '0.0.0'
 
 export const ControllerConfig = z
   .object({
@@ -82,6 +86,15 @@ export const ControllerConfig = z
     OPSC_AGENT_LOST_GRACE_MS: bounded('OPSC_AGENT_LOST_GRACE_MS', 120_000, 1_000, 86_400_000),
     /** Agents told to drain reconnect at a random moment within this window (no reconnect storm). */
     OPSC_AGENT_DRAIN_WINDOW_MS: bounded('OPSC_AGENT_DRAIN_WINDOW_MS', 30_000, 0, 600_000),
+    /** Agents older than this (semver) are flagged `version_supported: false` and counted as outdated. */
+    OPSC_AGENT_MIN_VERSION: z
+      .string()
+      .default(DEFAULT_AGENT_MIN_VERSION)
+      .transform((raw, ctx) => {
+        if (/^\d{1,9}\.\d{1,9}\.\d{1,9}$/.test(raw.trim())) return raw.trim()
+        ctx.addIssue({ code: 'custom', message: `OPSC_AGENT_MIN_VERSION must be a version MAJOR.MINOR.PATCH such as ${DEFAULT_AGENT_MIN_VERSION} (got "${raw}")` })
+        return z.NEVER
+      }),
     /** Output kept per step run; beyond it the output is marked truncated. */
     OPSC_OUTPUT_CAP_BYTES: bounded('OPSC_OUTPUT_CAP_BYTES', 64 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024, 'bytes'),
     /** A claimed step run's lease: a controller that stops renewing it for this long loses it to another. */

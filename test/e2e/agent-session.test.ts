@@ -139,9 +139,13 @@ test('a second session of the same agent replaces the first (audited); revoking 
   const refused = agent.waitFor('agent.refused_by_controller')
   await revokeAgent(controller.ctx, agentId)
   await refused
+  assert.equal(await agent.exited, 3, 'a revoked agent stops for good (exit 3: its supervisor does not restart it)')
   assert.equal(controller.ctx.agentGateway!.registry.get(agentId), undefined)
   await waitUntil(async () => (await getAgent(controller.ctx, agentId)).status === 'revoked')
+  // Started again anyway, it is refused in the handshake (audited) and exits 3 again.
   const denied = await controller.ctx.db.select().from(auditLog).where(and(eq(auditLog.action, 'agents.connect'), eq(auditLog.outcome, 'denied')))
+  agent = AgentProcess.start(agentStateDir)
+  assert.equal(await agent.exited, 3)
   await waitUntil(async () => (await controller.ctx.db.select().from(auditLog).where(and(eq(auditLog.action, 'agents.connect'), eq(auditLog.outcome, 'denied')))).length > denied.length)
 })
 

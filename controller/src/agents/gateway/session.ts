@@ -275,6 +275,8 @@ export function serveConnect(call: Call, deps: GatewayDeps): void {
       if (!isCompatibleProtocol(hello.agentProtocol ?? { major: 0, minor: 0 }, PROTOCOL_VERSION)) {
         throw new HandshakeRefused(grpc.status.FAILED_PRECONDITION, `protocol ${hello.agentProtocol?.major}.${hello.agentProtocol?.minor} is not compatible with the controller's ${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor}`, 'protocol')
       }
+      // Agents exit 3 (do not restart) on PERMISSION_DENIED and on these "unknown agent" refusals; keep the
+      // codes and wording in step with identityRefusal in agent/src/connection.ts.
       if (!isUuid(hello.agentId)) throw new HandshakeRefused(grpc.status.UNAUTHENTICATED, 'unknown agent', 'unknown_agent')
       ;[row] = await ctx.db.select().from(agent).where(eq(agent.id, hello.agentId))
       if (!row) throw new HandshakeRefused(grpc.status.UNAUTHENTICATED, 'unknown agent; enrol it again', 'unknown_agent')
