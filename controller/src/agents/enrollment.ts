@@ -92,7 +92,7 @@ export function enrollCommands(controller: string, token: string, caFingerprint:
   const args = `enroll --controller ${controller} --token ${token}${caFingerprint ? ` --ca-fingerprint ${caFingerprint}` : ''}`
   return {
     linux: `sudo opsconductor-agent ${args}`,
-    windows: `& "$env:ProgramFiles\\OpsConductor\\Agent\\opsconductor-agent.exe" ${args}`,
+    windows: `& "$env:ProgramFiles\\OpsConductor\\Agent\\opsconductor-agent.cmd" ${args}`,
   }
 }
 

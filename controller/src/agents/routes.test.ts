@@ -48,7 +48,7 @@ test('an enrollment token is shown once with paste-ready commands, stored hashed
   assert.equal(res.body.commands.linux, `sudo opsconductor-agent enroll --controller ops.example.test:18444 --token ${token} --ca-fingerprint ${FINGERPRINT}`)
   assert.equal(
     res.body.commands.windows,
-    `& "$env:ProgramFiles\\OpsConductor\\Agent\\opsconductor-agent.exe" enroll --controller ops.example.test:18444 --token ${token} --ca-fingerprint ${FINGERPRINT}`,
+    `& "$env:ProgramFiles\\OpsConductor\\Agent\\opsconductor-agent.cmd" enroll --controller ops.example.test:18444 --token ${token} --ca-fingerprint ${FINGERPRINT}`,
   )
 
   const [row] = await t.ctx.db.select().from(enrollmentToken).where(eq(enrollmentToken.id, res.body.id))
