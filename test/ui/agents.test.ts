@@ -178,7 +178,7 @@ describe('agents UI', { skip: skipUi }, () => {
 
       const revoke = page.getByRole('button', { name: 'Revoke agent' })
       await revoke.click()
-      const dialog = page.getByRole('dialog', { name: `Revoke agent ${HOST}?` })
+      const dialog = page.getByRole('alertdialog', { name: `Revoke agent ${HOST}?` })
       await dialog.waitFor()
       assert.equal(await page.evaluate(() => !!document.activeElement?.closest('dialog')), true, 'focus moves into the dialog')
       await assertAccessible(page, 'the revoke dialog')

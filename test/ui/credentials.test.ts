@@ -233,7 +233,7 @@ describe('credentials UI', { skip: skipUi }, () => {
       await page.getByRole('heading', { name: 'shared-login' }).waitFor()
       await page.getByRole('link', { name: 'uses-shared-1' }).waitFor()
       await page.getByRole('button', { name: 'Delete' }).click()
-      const dialog = page.getByRole('dialog', { name: 'Delete credential' })
+      const dialog = page.getByRole('alertdialog', { name: 'Delete credential' })
       await dialog.getByText('It is still used by 1 target, so the controller will refuse').waitFor()
       await assertAccessible(page, 'the delete dialog')
       await screenshot(page, 'credential-delete-dialog')

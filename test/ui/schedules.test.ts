@@ -208,7 +208,7 @@ describe('schedules', { skip: skipUi }, () => {
 
       // Delete, through the confirmation dialog (Escape cancels it first).
       await page.getByRole('button', { name: 'Delete', exact: true }).click()
-      const dialog = page.getByRole('dialog', { name: /Delete schedule/ })
+      const dialog = page.getByRole('alertdialog', { name: /Delete schedule/ })
       await dialog.waitFor()
       await assertAccessible(page, 'delete dialog')
       await page.keyboard.press('Escape')

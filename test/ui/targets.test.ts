@@ -173,7 +173,7 @@ describe('targets UI', { skip: skipUi }, () => {
       await screenshot(page, 'target-host-key-pending')
 
       await failed.getByRole('button', { name: `Trust key ${fp}` }).click()
-      const dialog = page.getByRole('dialog', { name: 'Trust host key' })
+      const dialog = page.getByRole('alertdialog', { name: 'Trust host key' })
       await dialog.waitFor()
       assert.equal(await dialog.locator('p.fingerprint').textContent(), fp)
       assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Cancel', 'focus starts on Cancel')
@@ -190,7 +190,7 @@ describe('targets UI', { skip: skipUi }, () => {
 
       // Revoke: confirmed, then the key is refused again.
       await page.locator('.host-keys').getByRole('button', { name: `Revoke key ${fp}` }).click()
-      await page.getByRole('dialog', { name: 'Revoke host key' }).getByRole('button', { name: 'Revoke key' }).click()
+      await page.getByRole('alertdialog', { name: 'Revoke host key' }).getByRole('button', { name: 'Revoke key' }).click()
       await page.locator('.host-keys').getByText('revoked').waitFor()
       await assertClean(page, problems)
     } finally {
@@ -334,7 +334,7 @@ describe('targets UI', { skip: skipUi }, () => {
       assert.equal(await preview.getByRole('row').count(), 5)
 
       await page.getByRole('button', { name: 'Import 3 targets' }).click()
-      const dialog = page.getByRole('dialog', { name: 'Import targets' })
+      const dialog = page.getByRole('alertdialog', { name: 'Import targets' })
       await dialog.getByText('Create 2 and update 1 targets, skipping 1 rejected rows?').waitFor()
       await dialog.getByRole('button', { name: 'Import now' }).click()
       await page.getByRole('heading', { name: 'Import finished' }).waitFor()

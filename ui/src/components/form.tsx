@@ -1,5 +1,8 @@
-import { createSignal, createUniqueId, Show, splitProps, type JSX } from 'solid-js'
+import { A } from '@solidjs/router'
+import { createUniqueId, Show, splitProps, type JSX } from 'solid-js'
 import { fieldErrors } from '../api.ts'
+import { createAction } from './action.ts'
+import { ErrorPanel } from './error-panel.tsx'
 
 /*
  * Forms show the server's own validation: a 400's details name fields by JSON path, and each
@@ -8,24 +11,12 @@ import { fieldErrors } from '../api.ts'
 
 /** Submitting state, the error of the last attempt and its per-field messages. */
 export function createSubmit<T>(action: () => Promise<T>) {
-  const [pending, setPending] = createSignal(false)
-  const [error, setError] = createSignal<unknown>(null)
-  const errors = () => fieldErrors(error())
-  const submit = async (e?: Event): Promise<T | undefined> => {
+  const { run, pending, error, clear } = createAction(action)
+  const submit = (e?: Event): Promise<T | undefined> => {
     e?.preventDefault()
-    if (pending()) return undefined
-    setPending(true)
-    setError(null)
-    try {
-      return await action()
-    } catch (err) {
-      setError(err)
-      return undefined
-    } finally {
-      setPending(false)
-    }
+    return run()
   }
-  return { submit, pending, error, errors, clear: () => setError(null) }
+  return { submit, pending, error, errors: () => fieldErrors(error()), clear }
 }
 
 type A11y = { id: string; readonly 'aria-invalid': 'true' | undefined; readonly 'aria-describedby': string | undefined }
@@ -92,4 +83,30 @@ export function TextAreaField(props: AreaProps) {
   const [own, rest] = splitProps(props, ['label', 'error', 'hint', 'id'])
   const id = own.id ?? createUniqueId()
   return <Labelled id={id} label={own.label} error={own.error} hint={own.hint} control={(a11y) => <textarea {...a11y} {...rest} />} />
+}
+
+/** A form's foot: why the last save failed, "Saved" once it worked, a way back, and the submit button. */
+export function SaveActions(props: { label: string; pending: boolean; saved: boolean; error: unknown; errorTitle: string; back?: { href: string; label: string } | undefined }) {
+  return (
+    <>
+      <Show when={props.error}>{(err) => <ErrorPanel title={props.errorTitle} error={err()} />}</Show>
+      <div class="form-actions">
+        <Show when={props.saved}>
+          <span class="saved" role="status">
+            Saved
+          </span>
+        </Show>
+        <Show when={props.back}>
+          {(back) => (
+            <A href={back().href} class="button">
+              {back().label}
+            </A>
+          )}
+        </Show>
+        <button type="submit" class="button primary" disabled={props.pending}>
+          {props.pending ? 'Saving…' : props.label}
+        </button>
+      </div>
+    </>
+  )
 }

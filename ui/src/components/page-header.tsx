@@ -1,4 +1,7 @@
-import { createEffect, type JSX } from 'solid-js'
+import { A } from '@solidjs/router'
+import { createEffect, Show, type JSX } from 'solid-js'
+import type { Role } from '../../../controller/src/auth/roles.ts'
+import { can } from '../session.ts'
 
 interface Props {
   title: string
@@ -19,5 +22,16 @@ export function PageHeader(props: Props) {
       </div>
       <div class="page-actions">{props.actions}</div>
     </div>
+  )
+}
+
+/** A page's "New …" button, for the roles that may create one (the API would refuse the others). */
+export function NewLink(props: { href: string; role: Role; children: JSX.Element }) {
+  return (
+    <Show when={can(props.role)}>
+      <A href={props.href} class="button primary">
+        {props.children}
+      </A>
+    </Show>
   )
 }

@@ -1,4 +1,4 @@
-import { createMemo, createSignal, For, onCleanup, onMount, type JSX } from 'solid-js'
+import { createMemo, createSignal, For, onCleanup, onMount, untrack, type Accessor, type JSX } from 'solid-js'
 
 /*
  * A windowed list: only the rows in view (plus a margin) exist in the DOM, so 10,000 targets or a
@@ -14,15 +14,16 @@ export interface VirtualListProps<T> {
   height: string
   /** Rows rendered beyond each edge of the view. */
   overscan?: number
-  children: (item: T, index: number) => JSX.Element
+  /** A row, made once while its item stays in view; `index` follows the item's place in the list. */
+  children: (item: T, index: Accessor<number>) => JSX.Element
   /** Called with the scroll container (to follow the tail, jump to a row). */
   ref?: (el: HTMLDivElement) => void
   onScroll?: (el: HTMLDivElement) => void
   class?: string
   /** Accessible name of the list. */
   label: string
-  /** `list` (default, rows are listitems), or e.g. `log` for output (rows have no role). */
-  role?: 'list' | 'log' | 'grid' | 'listbox'
+  /** `list` (default, rows are listitems); `log` for output and `rowgroup` for a table's body (rows bring their own role). */
+  role?: 'list' | 'log' | 'rowgroup'
 }
 
 export function VirtualList<T>(props: VirtualListProps<T>) {
@@ -45,7 +46,8 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
     return { first, last }
   })
   // The slice itself: For is keyed by item, so a row that stays in view keeps its DOM node, and a
-  // changed list (filtered, appended) re-renders exactly the rows whose item changed.
+  // changed list (filtered, appended) renders exactly the rows whose item changed. The row is made
+  // untracked: reading the range there would remake every visible row on each scroll step.
   const visible = createMemo(() => props.items.slice(range().first, range().last))
 
   return (
@@ -69,7 +71,7 @@ export function VirtualList<T>(props: VirtualListProps<T>) {
           <For each={visible()}>
             {(item, i) => (
               <div class="virtual-row" style={{ height: `${props.rowHeight}px` }} role={rowRole()}>
-                {props.children(item, range().first + i())}
+                {untrack(() => props.children(item, () => range().first + i()))}
               </div>
             )}
           </For>

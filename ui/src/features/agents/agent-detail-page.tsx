@@ -1,13 +1,15 @@
 import { A, useParams } from '@solidjs/router'
-import { createSignal, For, Show } from 'solid-js'
-import { ErrorPanel } from '../../components/error-panel.tsx'
+import { For, Show } from 'solid-js'
+import { ConfirmButton } from '../../components/dialog.tsx'
+import { formatDateTime, relativeTime } from '../../components/format.ts'
 import { PageHeader } from '../../components/page-header.tsx'
+import { useNow } from '../../components/time.tsx'
 import { can } from '../../session.ts'
 import { getAgent, revokeAgent, type Agent } from './agents-api.ts'
 import { AGENTS_POLL_MS, OperatorOnly } from './agents-page.tsx'
-import { dateTime, factRows, relativeTime } from './format.ts'
-import { createPolled, Live, useNow } from './live.tsx'
-import { AgentStatusBadge, ConfirmDialog } from './widgets.tsx'
+import { factRows } from './format.ts'
+import { createPolled, Live } from './live.tsx'
+import { AgentStatusBadge } from './widgets.tsx'
 import './agents.css'
 
 export function AgentDetailPage() {
@@ -46,22 +48,6 @@ function AgentDetail() {
 
 function AgentView(props: { agent: Agent; onChanged: () => void }) {
   const now = useNow()
-  const [confirming, setConfirming] = createSignal(false)
-  const [pending, setPending] = createSignal(false)
-  const [error, setError] = createSignal<unknown>(null)
-  const revoke = async () => {
-    setPending(true)
-    setError(null)
-    try {
-      await revokeAgent(props.agent.id)
-      setConfirming(false)
-      props.onChanged()
-    } catch (err) {
-      setError(err)
-    } finally {
-      setPending(false)
-    }
-  }
   const facts = () => factRows(props.agent.facts)
   return (
     <>
@@ -70,9 +56,20 @@ function AgentView(props: { agent: Agent; onChanged: () => void }) {
         subtitle={props.agent.hostname === props.agent.name ? 'Agent' : `Agent on ${props.agent.hostname}`}
         actions={
           <Show when={can('admin') && props.agent.status !== 'revoked'}>
-            <button type="button" class="button danger" onClick={() => setConfirming(true)}>
-              Revoke agent
-            </button>
+            <ConfirmButton
+              label="Revoke agent"
+              title={`Revoke agent ${props.agent.name}?`}
+              confirmLabel="Revoke agent"
+              danger
+              errorTitle="Could not revoke the agent"
+              action={async () => {
+                await revokeAgent(props.agent.id)
+                props.onChanged()
+              }}
+            >
+              <p>The agent is disconnected at once and can never connect again; work waiting for it ends undelivered.</p>
+              <p>Its target and run history stay. To manage the host again, enroll it with a new token.</p>
+            </ConfirmButton>
           </Show>
         }
       />
@@ -84,12 +81,12 @@ function AgentView(props: { agent: Agent; onChanged: () => void }) {
           </p>
           <dl class="facts">
             <dt>Last seen</dt>
-            <dd title={dateTime(props.agent.last_seen_at)}>{relativeTime(props.agent.last_seen_at, now())}</dd>
+            <dd title={formatDateTime(props.agent.last_seen_at)}>{relativeTime(props.agent.last_seen_at, now())}</dd>
             <dt>Address</dt>
             <dd class="mono">{props.agent.address ?? '—'}</dd>
             <Show when={props.agent.revoked_at}>
               <dt>Revoked</dt>
-              <dd>{dateTime(props.agent.revoked_at)}</dd>
+              <dd>{formatDateTime(props.agent.revoked_at)}</dd>
             </Show>
           </dl>
           <Show when={props.agent.status === 'revoked'}>
@@ -104,7 +101,7 @@ function AgentView(props: { agent: Agent; onChanged: () => void }) {
             <dt>Protocol</dt>
             <dd>v{props.agent.protocol_version}</dd>
             <dt>Enrolled</dt>
-            <dd>{dateTime(props.agent.enrolled_at)}</dd>
+            <dd>{formatDateTime(props.agent.enrolled_at)}</dd>
             <dt>Target</dt>
             <dd>
               <Show when={props.agent.target_id} fallback="—">
@@ -142,22 +139,6 @@ function AgentView(props: { agent: Agent; onChanged: () => void }) {
           </dl>
         </article>
       </div>
-      <ConfirmDialog
-        open={confirming()}
-        title={`Revoke agent ${props.agent.name}?`}
-        confirmLabel="Revoke agent"
-        danger
-        pending={pending()}
-        error={error() ? <ErrorPanel title="Could not revoke the agent" error={error()} /> : undefined}
-        onConfirm={() => void revoke()}
-        onClose={() => {
-          setConfirming(false)
-          setError(null)
-        }}
-      >
-        <p>The agent is disconnected at once and can never connect again; work waiting for it ends undelivered.</p>
-        <p>Its target and run history stay. To manage the host again, enroll it with a new token.</p>
-      </ConfirmDialog>
     </>
   )
 }

@@ -1,12 +1,15 @@
 import { A, useSearchParams } from '@solidjs/router'
 import { createMemo, createSignal, For, onCleanup, Show, type JSX } from 'solid-js'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
+import { formatDateTime, relativeTime } from '../../components/format.ts'
 import { EmptyState } from '../../components/loaded.tsx'
-import { PageHeader } from '../../components/page-header.tsx'
+import { NewLink, PageHeader } from '../../components/page-header.tsx'
+import { useNow } from '../../components/time.tsx'
 import { can, me } from '../../session.ts'
 import { getAgentCounts, listAgents, type AgentQuery, type AgentStatus } from './agents-api.ts'
-import { dateTime, osLabel, relativeTime } from './format.ts'
-import { createPolled, Live, useNow } from './live.tsx'
+import { osLabel } from './format.ts'
+import { createPolled, Live } from './live.tsx'
 import { AgentStatusBadge } from './widgets.tsx'
 import './agents.css'
 
@@ -70,11 +73,9 @@ function AgentsList() {
         title="Agents"
         subtitle="Hosts running the OpsConductor agent. The list refreshes every few seconds."
         actions={
-          <Show when={can('admin')}>
-            <A href="/agents/enroll" class="button primary">
-              Enroll an agent
-            </A>
-          </Show>
+          <NewLink href="/agents/enroll" role="admin">
+            Enroll an agent
+          </NewLink>
         }
       />
       <div class="toolbar">
@@ -123,11 +124,9 @@ function AgentsList() {
                 fallback={
                   <EmptyState title="No agents enrolled yet">
                     <p>Agents dial out to this controller and run work on their host.</p>
-                    <Show when={can('admin')}>
-                      <A href="/agents/enroll" class="button primary">
-                        Enroll an agent
-                      </A>
-                    </Show>
+                    <NewLink href="/agents/enroll" role="admin">
+                      Enroll an agent
+                    </NewLink>
                   </EmptyState>
                 }
               >
@@ -137,41 +136,23 @@ function AgentsList() {
               </Show>
             }
           >
-            <div class="table-wrap">
-              <table class="data agents-table">
-                <caption class="visually-hidden">Agents</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Host name</th>
-                    <th scope="col">Version</th>
-                    <th scope="col">OS</th>
-                    <th scope="col">Address</th>
-                    <th scope="col">Last seen</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={page().items}>
-                    {(agent) => (
-                      <tr data-agent-id={agent.id}>
-                        <td>
-                          <A href={`/agents/${agent.id}`}>{agent.name}</A>
-                        </td>
-                        <td>
-                          <AgentStatusBadge status={agent.status} />
-                        </td>
-                        <td>{agent.hostname}</td>
-                        <td class="mono">{agent.agent_version}</td>
-                        <td>{osLabel(agent.facts)}</td>
-                        <td class="mono">{agent.address ?? '—'}</td>
-                        <td title={dateTime(agent.last_seen_at)}>{relativeTime(agent.last_seen_at, now())}</td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Agents" columns={['Name', 'Status', 'Host name', 'Version', 'OS', 'Address', 'Last seen']} class="agents-table" each={page().items}>
+              {(agent) => (
+                <tr data-agent-id={agent.id}>
+                  <td>
+                    <A href={`/agents/${agent.id}`}>{agent.name}</A>
+                  </td>
+                  <td>
+                    <AgentStatusBadge status={agent.status} />
+                  </td>
+                  <td>{agent.hostname}</td>
+                  <td class="mono">{agent.agent_version}</td>
+                  <td>{osLabel(agent.facts)}</td>
+                  <td class="mono">{agent.address ?? '—'}</td>
+                  <td title={formatDateTime(agent.last_seen_at)}>{relativeTime(agent.last_seen_at, now())}</td>
+                </tr>
+              )}
+            </DataTable>
             <Show when={cursors().length > 1 || page().next}>
               <nav class="pager" aria-label="Agent pages">
                 <button type="button" class="button small" disabled={cursors().length <= 1} onClick={() => setCursors(cursors().slice(0, -1))}>

@@ -3,11 +3,13 @@ import { createResource, createSignal, For, Match, Show, Switch } from 'solid-js
 import { getVersion } from '../../api.ts'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field, SelectField } from '../../components/form.tsx'
+import { formatDateTime, relativeTime } from '../../components/format.ts'
 import { PageHeader } from '../../components/page-header.tsx'
+import { useNow } from '../../components/time.tsx'
 import { can } from '../../session.ts'
 import { createEnrollmentToken, getTokenAgents, type CreatedToken, type TokenAgents } from './agents-api.ts'
-import { dateTime, parseTags, relativeTime } from './format.ts'
-import { createPolled, Live, useNow, type Polled } from './live.tsx'
+import { parseTags } from './format.ts'
+import { createPolled, Live, type Polled } from './live.tsx'
 import { AgentStatusBadge, CommandBlock } from './widgets.tsx'
 import './agents.css'
 
@@ -132,8 +134,8 @@ function Instructions(props: { token: CreatedToken; onAnother: () => void }) {
           <dt>Token</dt>
           <dd class="mono">{props.token.prefix}…</dd>
           <dt>Expires</dt>
-          <dd title={dateTime(props.token.expires_at)}>
-            {dateTime(props.token.expires_at)} ({relativeTime(props.token.expires_at, now())})
+          <dd title={formatDateTime(props.token.expires_at)}>
+            {formatDateTime(props.token.expires_at)} ({relativeTime(props.token.expires_at, now())})
           </dd>
           <dt>Hosts</dt>
           <dd>{props.token.max_uses === 1 ? 'one host' : `up to ${props.token.max_uses} hosts`}</dd>

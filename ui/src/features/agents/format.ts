@@ -1,41 +1,5 @@
 // Pure presentation rules for agents and the dashboard: no Solid, no DOM, so node:test covers them.
-
-/** "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago"; "in 5 min" for a time ahead. */
-export function relativeTime(iso: string | null | undefined, now: number): string {
-  if (!iso) return 'never'
-  const t = new Date(iso).getTime()
-  if (Number.isNaN(t)) return 'unknown'
-  const diff = now - t
-  const ahead = diff < 0
-  const s = Math.abs(diff) / 1000
-  let text: string
-  if (s < 5) return ahead ? 'in a moment' : 'just now'
-  if (s < 60) text = `${Math.floor(s)} s`
-  else if (s < 3_600) text = `${Math.floor(s / 60)} min`
-  else if (s < 86_400) text = `${Math.floor(s / 3_600)} h`
-  else text = `${Math.floor(s / 86_400)} d`
-  return ahead ? `in ${text}` : `${text} ago`
-}
-
-/** A full local date and time for tooltips and detail pages. */
-export function dateTime(iso: string | null | undefined): string {
-  if (!iso) return '—'
-  const d = new Date(iso)
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString()
-}
-
-/** 1536 → "1.5 KiB"; binary units, as memory is counted. */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 0) return String(n)
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
-  let v = n
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return i === 0 ? `${v} B` : `${v >= 10 ? Math.round(v) : Math.round(v * 10) / 10} ${units[i]}`
-}
+import { formatBytes } from '../../components/format.ts'
 
 const FACT_LABELS: Record<string, string> = {
   hostname: 'Host name',

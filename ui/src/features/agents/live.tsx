@@ -1,4 +1,4 @@
-import { createResource, createSignal, Match, onCleanup, Switch, type Accessor, type JSX, type Resource, type Signal } from 'solid-js'
+import { createResource, Match, onCleanup, Switch, type Accessor, type JSX, type Resource, type Signal } from 'solid-js'
 import { createStore, reconcile, unwrap } from 'solid-js/store'
 import { ApiError } from '../../api.ts'
 import { ErrorPanel } from '../../components/error-panel.tsx'
@@ -78,21 +78,4 @@ export function Live<T>(props: { polled: Polled<T>; what: string; loading?: JSX.
       <Match when={props.polled.resource.latest}>{(value) => props.children(value as Accessor<NonNullable<T>>)}</Match>
     </Switch>
   )
-}
-
-/** One clock for every relative time on screen ("12 s ago"), ticking each second. */
-const [now, setNow] = createSignal(Date.now())
-let clockUsers = 0
-let clockTimer: ReturnType<typeof setInterval> | undefined
-export function useNow(): Accessor<number> {
-  clockUsers++
-  if (clockUsers === 1) {
-    setNow(Date.now())
-    clockTimer = setInterval(() => setNow(Date.now()), 1_000)
-  }
-  onCleanup(() => {
-    clockUsers--
-    if (clockUsers === 0) clearInterval(clockTimer)
-  })
-  return now
 }

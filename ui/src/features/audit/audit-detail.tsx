@@ -1,8 +1,8 @@
 import { Show } from 'solid-js'
-import { CopyButton } from '../users/shared/copy.tsx'
-import { Pill } from '../users/shared/badges.tsx'
-import { Dialog } from '../users/shared/dialog.tsx'
-import { formatAbsolute } from '../users/shared/time.tsx'
+import { Badge } from '../../components/badge.tsx'
+import { CopyButton } from '../../components/copy.tsx'
+import { Dialog } from '../../components/dialog.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { OUTCOME_TONE, type AuditEvent, type Filters } from './audit-page.tsx'
 
 /** One entry in full: who, what, on what, from where, the summary as JSON, and its place in the chain. */
@@ -14,12 +14,12 @@ export function AuditDetail(props: { entry: AuditEvent; onClose: () => void; onF
       <dl class="facts audit-facts">
         <dt>Time</dt>
         <dd>
-          <time datetime={e().at}>{formatAbsolute(e().at)}</time>
+          <time datetime={e().at}>{formatDateTime(e().at)}</time>
           <div class="muted mono id-line">{e().at}</div>
         </dd>
         <dt>Outcome</dt>
         <dd>
-          <Pill tone={OUTCOME_TONE[e().outcome]}>{e().outcome}</Pill>
+          <Badge tone={OUTCOME_TONE[e().outcome]}>{e().outcome}</Badge>
         </dd>
         <dt>Actor</dt>
         <dd>

@@ -3,14 +3,14 @@ import { createEffect, createMemo, createSignal, For, on, Show } from 'solid-js'
 import type { z } from 'zod'
 import type { AuditQuery } from '../../../../controller/src/audit/routes.ts'
 import { api, fieldErrors, unwrap, type Ok } from '../../api.ts'
+import { Badge, type Tone } from '../../components/badge.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { Field, SelectField } from '../../components/form.tsx'
 import { EmptyState } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
+import { RequireRole } from '../../components/require-role.tsx'
 import { VirtualList } from '../../components/virtual-list.tsx'
-import { Pill, type Tone } from '../users/shared/badges.tsx'
-import { RequireRole } from '../users/shared/forbidden.tsx'
-import { createPaged } from '../users/shared/paged.ts'
 import { AuditDetail } from './audit-detail.tsx'
 import { ChainStatus } from './chain-status.tsx'
 import './audit.css'
@@ -128,26 +128,16 @@ function AuditLog() {
                     {resourceLabel(entry.resource)}
                   </span>
                   <span class="audit-outcome">
-                    <Pill tone={OUTCOME_TONE[entry.outcome]}>{entry.outcome}</Pill>
+                    <Badge tone={OUTCOME_TONE[entry.outcome]}>{entry.outcome}</Badge>
                   </span>
                 </button>
               )}
             </VirtualList>
           </div>
-          <div class="list-footer">
-            <span class="hint" role="status">
-              {list.items().length.toLocaleString()} {list.items().length === 1 ? 'entry' : 'entries'}
-              {list.next() ? ' loaded; scroll for more' : active() ? (list.items().length === 1 ? ' matches' : ' match') : ''}
-            </span>
-            <Show when={list.next()}>
-              <button type="button" class="button" disabled={list.loadingMore()} onClick={() => void list.loadMore()}>
-                {list.loadingMore() ? 'Loading…' : 'Load more entries'}
-              </button>
-            </Show>
-          </div>
-          <Show when={list.moreError()}>
-            <ErrorPanel title="Could not load more entries" error={list.moreError()} onRetry={() => void list.loadMore()} />
-          </Show>
+          <LoadMore list={list} what="entries">
+            {list.items().length.toLocaleString()} {list.items().length === 1 ? 'entry' : 'entries'}
+            {list.hasMore() ? ' loaded; scroll for more' : active() ? (list.items().length === 1 ? ' matches' : ' match') : ''}
+          </LoadMore>
         </Show>
       </Show>
 
@@ -216,7 +206,7 @@ function FilterForm(props: { current: Filters; errors: Record<string, string>; o
       <summary>
         <span class="filters-title">Filters</span>
         <Show when={count() > 0}>
-          <Pill tone="accent">{count()} active</Pill>
+          <Badge tone="active">{count()} active</Badge>
         </Show>
       </summary>
     <form onSubmit={submit} role="search" aria-label="Filter the audit log" novalidate>

@@ -1,10 +1,14 @@
 import { createResource, Match, Show, Switch } from 'solid-js'
 import { api, unwrap, type Ok } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { formatAbsolute, Time } from '../users/shared/time.tsx'
+import { formatDateTime } from '../../components/format.ts'
+import { Time } from '../../components/time.tsx'
 import { actorLabel, type AuditEvent } from './audit-page.tsx'
 
 type Verify = Ok<Awaited<ReturnType<typeof api.audit.verify.$get>>>
+
+const CHAIN_TONE = { checking: 'neutral', verified: 'good', broken: 'bad', error: 'neutral' } as const
 
 /**
  * The hash chain checked end to end by the controller (GET /audit/verify): verified, or the first
@@ -17,15 +21,9 @@ export function ChainStatus(props: { onShow: (entry: AuditEvent) => void }) {
     <section class="card chain-status" aria-labelledby="chain-title" aria-busy={result.loading} data-status={status()}>
       <div class="chain-head">
         <h2 id="chain-title">Hash chain</h2>
-        <span
-          class="badge"
-          classList={{ 'tone-good': status() === 'verified', 'tone-bad': status() === 'broken', 'tone-neutral': status() === 'checking' || status() === 'error' }}
-          data-testid="chain-badge"
-          data-status={status()}
-          role="status"
-        >
+        <Badge large tone={CHAIN_TONE[status()]} data-testid="chain-badge" data-status={status()} role="status">
           {{ checking: 'Checking…', verified: 'Verified', broken: 'Broken', error: 'Unknown' }[status()]}
-        </span>
+        </Badge>
         <button type="button" class="button small chain-again" disabled={result.loading} onClick={() => void refetch()}>
           {result.loading ? 'Verifying…' : 'Verify again'}
         </button>
@@ -71,7 +69,7 @@ function Outcome(props: { result: Verify; onShow: (entry: AuditEvent) => void })
               {(e) => (
                 <>
                   {' '}
-                  — it says <span class="mono">{e().action}</span> by {actorLabel(e().actor)} at {formatAbsolute(e().at)}.
+                  — it says <span class="mono">{e().action}</span> by {actorLabel(e().actor)} at {formatDateTime(e().at)}.
                 </>
               )}
             </Show>{' '}

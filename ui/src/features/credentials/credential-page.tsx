@@ -1,11 +1,12 @@
 import { A, useLocation, useNavigate, useParams } from '@solidjs/router'
-import { createResource, createSignal, For, Show } from 'solid-js'
-import { ErrorPanel } from '../../components/error-panel.tsx'
+import { createResource, For, Show } from 'solid-js'
+import { Badge } from '../../components/badge.tsx'
+import { CopyButton } from '../../components/copy.tsx'
+import { ConfirmButton } from '../../components/dialog.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { Loaded } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
-import { formatTime } from '../targets/data.ts'
-import { ConfirmDialog } from '../targets/dialog.tsx'
 import { createNotice } from '../targets/parts.tsx'
 import { credentialTargets, deleteCredential, getCredential, TYPE_LABELS, type Credential } from './data.ts'
 import { DERIVED_LABELS, isSecret, SPECS, type FieldSpec } from './fields.ts'
@@ -27,7 +28,7 @@ export function CredentialPage() {
 function display(value: unknown): string {
   if (Array.isArray(value)) return value.join(', ')
   if (typeof value === 'boolean') return value ? 'yes' : 'no'
-  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT/.test(value)) return formatTime(value)
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT/.test(value)) return formatDateTime(value)
   return String(value)
 }
 
@@ -43,27 +44,6 @@ function CredentialView(props: { credential: Credential }) {
   const derived = () => Object.keys(DERIVED_LABELS).filter((k) => c()[k] !== undefined && k !== 'public_key')
   const [usedBy, { refetch: refetchUsedBy }] = createResource(() => c().id, credentialTargets)
 
-  const [confirm, setConfirm] = createSignal(false)
-  const [deleting, setDeleting] = createSignal(false)
-  const [deleteError, setDeleteError] = createSignal<unknown>(null)
-  const remove = async () => {
-    setDeleting(true)
-    setDeleteError(null)
-    try {
-      await deleteCredential(c().id)
-      navigate('/credentials', { replace: true })
-    } catch (err) {
-      setDeleteError(err)
-    } finally {
-      setDeleting(false)
-    }
-  }
-  const [copied, setCopied] = createSignal(false)
-  const copyPublicKey = async () => {
-    await navigator.clipboard.writeText(String(c().public_key))
-    setCopied(true)
-    setTimeout(() => setCopied(false), 2000)
-  }
 
   return (
     <>
@@ -75,9 +55,29 @@ function CredentialView(props: { credential: Credential }) {
             <A href={`/credentials/${c().id}/edit`} class="button">
               Edit
             </A>
-            <button type="button" class="button danger" onClick={() => setConfirm(true)}>
-              Delete
-            </button>
+            <ConfirmButton
+              label="Delete"
+              title="Delete credential"
+              confirmLabel="Delete credential"
+              danger
+              errorTitle="Could not delete the credential"
+              action={async () => {
+                await deleteCredential(c().id)
+                navigate('/credentials', { replace: true })
+              }}
+            >
+              <p>
+                Delete <strong>{c().name}</strong>? The secret is destroyed and cannot be recovered.
+                <Show when={usedBy()?.items.length}>
+                  {(n) => (
+                    <>
+                      {' '}
+                      It is still used by {n()} {n() === 1 ? 'target' : 'targets'}, so the controller will refuse until {n() === 1 ? 'it uses' : 'they use'} another credential.
+                    </>
+                  )}
+                </Show>
+              </p>
+            </ConfirmButton>
           </Show>
         }
       />
@@ -105,18 +105,18 @@ function CredentialView(props: { credential: Credential }) {
               {(s) => (
                 <>
                   <dt>{s.label}</dt>
-                  <dd>{c()[`has_${s.name}`] === true ? <span class="badge small tone-good">stored</span> : <span class="muted">not set</span>}</dd>
+                  <dd>{c()[`has_${s.name}`] === true ? <Badge tone="good">stored</Badge> : <span class="muted">not set</span>}</dd>
                 </>
               )}
             </For>
             <dt>Created</dt>
             <dd>
-              {formatTime(c().created_at)}
+              {formatDateTime(c().created_at)}
               <Show when={c().created_by}> by {c().created_by}</Show>
             </dd>
             <dt>Updated</dt>
             <dd>
-              {formatTime(c().updated_at)}
+              {formatDateTime(c().updated_at)}
               <Show when={c().updated_by}> by {c().updated_by}</Show>
             </dd>
           </dl>
@@ -138,9 +138,7 @@ function CredentialView(props: { credential: Credential }) {
             <Show when={c().public_key}>
               <p class="hint">Public key (for authorized_keys):</p>
               <p class="mono public-key">{String(c().public_key)}</p>
-              <button type="button" class="button small" onClick={() => void copyPublicKey()}>
-                {copied() ? 'Copied' : 'Copy public key'}
-              </button>
+              <CopyButton text={String(c().public_key)} label="Copy public key" />
             </Show>
           </section>
         </Show>
@@ -170,32 +168,6 @@ function CredentialView(props: { credential: Credential }) {
           </Loaded>
         </section>
       </div>
-
-      <ConfirmDialog
-        open={confirm()}
-        title="Delete credential"
-        confirmLabel="Delete credential"
-        danger
-        pending={deleting()}
-        onConfirm={() => void remove()}
-        onClose={() => {
-          setConfirm(false)
-          setDeleteError(null)
-        }}
-        error={<Show when={deleteError()}>{(err) => <ErrorPanel title="Could not delete the credential" error={err()} />}</Show>}
-      >
-        <p>
-          Delete <strong>{c().name}</strong>? The secret is destroyed and cannot be recovered.
-          <Show when={usedBy()?.items.length}>
-            {(n) => (
-              <>
-                {' '}
-                It is still used by {n()} {n() === 1 ? 'target' : 'targets'}, so the controller will refuse until {n() === 1 ? 'it uses' : 'they use'} another credential.
-              </>
-            )}
-          </Show>
-        </p>
-      </ConfirmDialog>
     </>
   )
 }

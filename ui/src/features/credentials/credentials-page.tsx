@@ -1,10 +1,11 @@
 import { A, useSearchParams } from '@solidjs/router'
 import { createResource, createSignal, For, onCleanup, Show } from 'solid-js'
+import { DataTable } from '../../components/data-table.tsx'
 import { Field, SelectField } from '../../components/form.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
-import { PageHeader } from '../../components/page-header.tsx'
+import { NewLink, PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
-import { formatTime } from '../targets/data.ts'
 import { credentialSummary, listCredentials, TYPE_LABELS, type CredentialType } from './data.ts'
 import '../targets/targets.css'
 
@@ -24,11 +25,9 @@ export function CredentialsPage() {
         title="Credentials"
         subtitle="Secrets for reaching hosts and services. Secrets are write-only: the API never returns them."
         actions={
-          <Show when={can('admin')}>
-            <A href="/credentials/new" class="button primary">
-              New credential
-            </A>
-          </Show>
+          <NewLink href="/credentials/new" role="admin">
+            New credential
+          </NewLink>
         }
       />
       <form class="toolbar cred-filters" role="search" aria-label="Filter credentials" onSubmit={(e) => e.preventDefault()}>
@@ -68,38 +67,23 @@ export function CredentialsPage() {
               </EmptyState>
             }
           >
-            <div class="table-wrap" aria-busy={credentials.loading}>
-              <table class="data credentials-table">
-                <caption class="visually-hidden">Credentials</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Details</th>
-                    <th scope="col">Updated</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={credentials.latest}>
-                    {(c) => (
-                      <tr>
-                        <td>
-                          <A href={`/credentials/${c.id}`}>{c.name}</A>
-                        </td>
-                        <td>{TYPE_LABELS[c.type]}</td>
-                        <td class="mono" title={credentialSummary(c)}>
-                          {credentialSummary(c) || '—'}
-                        </td>
-                        <td>
-                          {formatTime(c.updated_at)}
-                          <Show when={c.updated_by}> by {c.updated_by}</Show>
-                        </td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Credentials" columns={['Name', 'Type', 'Details', 'Updated']} busy={credentials.loading} class="credentials-table" each={credentials.latest}>
+              {(c) => (
+                <tr>
+                  <td>
+                    <A href={`/credentials/${c.id}`}>{c.name}</A>
+                  </td>
+                  <td>{TYPE_LABELS[c.type]}</td>
+                  <td class="mono" title={credentialSummary(c)}>
+                    {credentialSummary(c) || '—'}
+                  </td>
+                  <td>
+                    {formatDateTime(c.updated_at)}
+                    <Show when={c.updated_by}> by {c.updated_by}</Show>
+                  </td>
+                </tr>
+              )}
+            </DataTable>
           </Show>
         )}
       </Loaded>

@@ -1,12 +1,15 @@
 import { A } from '@solidjs/router'
 import { For, Show, type Accessor, type JSX } from 'solid-js'
 import { getReadiness, getVersion, type ReadinessReport, type VersionInfo } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { formatDateTime, relativeTime } from '../../components/format.ts'
 import { EmptyState } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { useNow } from '../../components/time.tsx'
 import { can } from '../../session.ts'
 import { getAgentCounts, type AgentCounts } from '../agents/agents-api.ts'
-import { dateTime, percent, relativeTime } from '../agents/format.ts'
-import { createPolled, Live, useNow, type Polled } from '../agents/live.tsx'
+import { percent } from '../agents/format.ts'
+import { createPolled, Live, type Polled } from '../agents/live.tsx'
 import { getActiveRuns, getEnabledSchedules, getFailingJobs, getRunStats, type ActiveRunsDto, type FailingJobsDto, type RunStatsDto } from './dashboard-api.ts'
 import { databaseLabel, formatUptime, nextFires, readinessView, runStatusView, statusBars } from './status.ts'
 import './dashboard.css'
@@ -228,10 +231,10 @@ function FailingJobsView(props: { failing: FailingJobsDto; now: number }) {
             <li data-job-id={j.job_id}>
               <div class="run-line">
                 <A href={`/jobs/${j.job_id}`}>{j.job_name}</A>
-                <span class={`badge small-badge tone-bad`}>{runStatusView(j.status).label}</span>
+                <Badge tone="bad">{runStatusView(j.status).label}</Badge>
               </div>
               <div class="run-meta">
-                <A href={`/runs/${j.run_id}`} title={dateTime(j.finished_at)}>
+                <A href={`/runs/${j.run_id}`} title={formatDateTime(j.finished_at)}>
                   Latest run {relativeTime(j.finished_at, props.now)}
                 </A>
                 <Show when={j.error}>
@@ -286,7 +289,7 @@ function NextFiresView(props: { items: Parameters<typeof nextFires>[0]; now: num
             <li>
               <div class="run-line">
                 <A href={`/schedules/${f.id}`}>{f.name}</A>
-                <time dateTime={f.next_fire_at} title={`${dateTime(f.next_fire_at)} (${f.timezone})`}>
+                <time dateTime={f.next_fire_at} title={`${formatDateTime(f.next_fire_at)} (${f.timezone})`}>
                   {relativeTime(f.next_fire_at, props.now)}
                 </time>
               </div>
@@ -306,9 +309,9 @@ function ReadinessView(props: { report: ReadinessReport }) {
   return (
     <>
       <p>
-        <span class={`badge tone-${view().tone}`} data-status={props.report.status}>
+        <Badge large tone={view().tone} data-status={props.report.status}>
           {view().label}
-        </span>
+        </Badge>
       </p>
       <ul class="checks">
         <For each={view().checks}>

@@ -1,8 +1,7 @@
 // Pure presentation rules for the dashboard: no Solid, no DOM, so node:test can cover them.
 
 import type { RunStatus } from '../../../../controller/src/runs/runs.sql.ts'
-
-export type Tone = 'good' | 'bad' | 'neutral'
+import type { Tone } from '../../components/badge.tsx'
 
 export interface ReadinessInput {
   status: 'ready' | 'not_ready'
@@ -75,9 +74,7 @@ function assertNever(value: never): never {
 // ---- runs -------------------------------------------------------------------------------------
 
 
-export type RunTone = 'good' | 'bad' | 'active' | 'neutral'
-
-const RUN_STATUS_VIEW: Record<RunStatus, { label: string; tone: RunTone }> = {
+const RUN_STATUS_VIEW: Record<RunStatus, { label: string; tone: Tone }> = {
   running: { label: 'Running', tone: 'active' },
   queued: { label: 'Queued', tone: 'neutral' },
   succeeded: { label: 'Succeeded', tone: 'good' },
@@ -93,14 +90,14 @@ const RUN_STATUS_VIEW: Record<RunStatus, { label: string; tone: RunTone }> = {
 /** The order the dashboard lists statuses in: what is happening, then outcomes good to bad to neutral. */
 export const RUN_STATUS_ORDER = Object.keys(RUN_STATUS_VIEW) as RunStatus[]
 
-export function runStatusView(status: RunStatus): { label: string; tone: RunTone } {
+export function runStatusView(status: RunStatus): { label: string; tone: Tone } {
   return RUN_STATUS_VIEW[status] ?? { label: status, tone: 'neutral' }
 }
 
 export interface StatusBar {
   status: RunStatus
   label: string
-  tone: RunTone
+  tone: Tone
   count: number
   /** Bar length as a percentage of the largest count (a non-zero count shows at least a sliver). */
   width: number

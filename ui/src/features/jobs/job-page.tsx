@@ -1,12 +1,13 @@
 import { A, useLocation, useNavigate, useParams } from '@solidjs/router'
-import { createResource, createSignal, For, Match, Show, Switch } from 'solid-js'
+import { createResource, createSignal, For, Show } from 'solid-js'
+import { Badge, toneOf, words } from '../../components/badge.tsx'
+import { ConfirmButton } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { Time } from '../../components/time.tsx'
 import { can } from '../../session.ts'
-import { Dialog } from './dialog.tsx'
 import { downloadJson, exportOne, fileNameOf, getJob, recentRuns, removeJob, type Job } from './jobs-api.ts'
-import { ago, runTone, statusLabel } from './model.ts'
 import { RunDialog } from './run-dialog.tsx'
 import { stepTypeInfo } from './step-types.ts'
 import { Versions } from './versions.tsx'
@@ -18,17 +19,9 @@ export function JobPage() {
   const params = useParams<{ id: string }>()
   const [job, { refetch }] = createResource(() => params.id, getJob)
   return (
-    <Switch fallback={<div class="card card-loading" aria-busy="true">Loading the job…</div>}>
-      <Match when={job.error as unknown}>
-        {(err) => (
-          <>
-            <PageHeader title="Job" />
-            <ErrorPanel title="Could not load the job" error={err()} onRetry={() => void refetch()} />
-          </>
-        )}
-      </Match>
-      <Match when={job.latest}>{(j) => <JobView job={j()} />}</Match>
-    </Switch>
+    <Loaded resource={job} what="the job" onRetry={() => void refetch()} keyed={false} header={<PageHeader title="Job" />}>
+      {(j) => <JobView job={j()} />}
+    </Loaded>
   )
 }
 
@@ -36,7 +29,6 @@ function JobView(props: { job: Job }) {
   const navigate = useNavigate()
   const location = useLocation<{ saved?: number }>()
   const [running, setRunning] = createSignal(false)
-  const [confirmDelete, setConfirmDelete] = createSignal(false)
   const [actionError, setActionError] = createSignal<unknown>(null)
   const [runs, { refetch: refetchRuns }] = createResource(() => props.job.id, recentRuns)
   const j = () => props.job
@@ -46,16 +38,6 @@ function JobView(props: { job: Job }) {
     try {
       downloadJson(fileNameOf(j().name), await exportOne(j().id))
     } catch (err) {
-      setActionError(err)
-    }
-  }
-  const doDelete = async () => {
-    setActionError(null)
-    try {
-      await removeJob(j().id)
-      navigate('/jobs', { replace: true })
-    } catch (err) {
-      setConfirmDelete(false)
       setActionError(err)
     }
   }
@@ -71,9 +53,19 @@ function JobView(props: { job: Job }) {
               Export
             </button>
             <Show when={can('operator')}>
-              <button type="button" class="button danger" onClick={() => setConfirmDelete(true)}>
-                Delete
-              </button>
+              <ConfirmButton
+                label="Delete"
+                title={`Delete ${j().name}?`}
+                confirmLabel="Delete job"
+                danger
+                errorTitle="Could not delete the job"
+                action={async () => {
+                  await removeJob(j().id)
+                  navigate('/jobs', { replace: true })
+                }}
+              >
+                <p>The job disappears from lists and its name is freed. Its runs and versions stay readable.</p>
+              </ConfirmButton>
               <A class="button" href={`/jobs/${j().id}/edit`}>
                 Edit
               </A>
@@ -100,7 +92,7 @@ function JobView(props: { job: Job }) {
           <dl class="facts">
             <dt>Version</dt>
             <dd>
-              v{j().version} <span class="hint">saved {ago(j().updated_at)} by {j().updated_by ?? 'unknown'}</span>
+              v{j().version} <span class="hint">saved <Time iso={j().updated_at} /> by {j().updated_by ?? 'unknown'}</span>
             </dd>
             <dt>Targets</dt>
             <dd class="mono">{j().targets ?? 'named by each run'}</dd>
@@ -164,18 +156,20 @@ function JobView(props: { job: Job }) {
       </section>
       <section class="card" aria-labelledby="runs-title">
         <h2 id="runs-title">Recent runs</h2>
-        <Loaded resource={runs} what="recent runs" onRetry={() => void refetchRuns()}>
-          {(first) => (
-            <Show when={(runs.error ? first : (runs.latest ?? first)).items.length} fallback={<EmptyState title="No runs yet" />}>
+        <Loaded resource={runs} what="recent runs" onRetry={() => void refetchRuns()} keyed={false}>
+          {(page) => (
+            <Show when={page().items.length} fallback={<EmptyState title="No runs yet" />}>
               <ul class="run-summary">
-                <For each={(runs.error ? first : (runs.latest ?? first)).items}>
+                <For each={page().items}>
                   {(r) => (
                     <li>
                       <A href={`/runs/${r.id}`}>
-                        <span class={`badge tone-${runTone(r.status)}`}>{statusLabel(r.status)}</span>
+                        <Badge large tone={toneOf(r.status)}>
+                          {words(r.status)}
+                        </Badge>
                       </A>{' '}
                       <span class="hint">
-                        v{r.job_version} · {r.trigger} by {r.requested_by ?? 'system'} · {ago(r.created_at)}
+                        v{r.job_version} · {r.trigger} by {r.requested_by ?? 'system'} · <Time iso={r.created_at} />
                       </span>
                     </li>
                   )}
@@ -186,25 +180,8 @@ function JobView(props: { job: Job }) {
         </Loaded>
       </section>
       <Versions jobId={j().id} latest={j().latest_version} />
-      <Show when={can('operator')}>
-        <RunDialog job={j()} open={running()} onClose={() => setRunning(false)} />
-        <Dialog
-          open={confirmDelete()}
-          title={`Delete ${j().name}?`}
-          onClose={() => setConfirmDelete(false)}
-          footer={
-            <>
-              <button type="button" class="button" onClick={() => setConfirmDelete(false)}>
-                Keep the job
-              </button>
-              <button type="button" class="button danger" onClick={() => void doDelete()}>
-                Delete job
-              </button>
-            </>
-          }
-        >
-          <p>The job disappears from lists and its name is freed. Its runs and versions stay readable.</p>
-        </Dialog>
+      <Show when={running()}>
+        <RunDialog job={j()} onClose={() => setRunning(false)} />
       </Show>
     </section>
   )

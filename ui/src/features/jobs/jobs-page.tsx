@@ -1,16 +1,19 @@
 import { A, useSearchParams } from '@solidjs/router'
-import { createEffect, createResource, createSignal, For, on, onCleanup, Show } from 'solid-js'
+import { createSignal, For, onCleanup, Show } from 'solid-js'
+import { Badge, toneOf, words } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { EmptyState, Loaded } from '../../components/loaded.tsx'
+import { EmptyState } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
+import { Time } from '../../components/time.tsx'
 import { can } from '../../session.ts'
-import { downloadJson, exportAll, importJobs, listJobs, type ImportResult, type JobList, type JobListItem } from './jobs-api.ts'
-import { ago, runTone, statusLabel } from './model.ts'
+import { downloadJson, exportAll, importJobs, listJobs, type ImportResult, type JobListItem } from './jobs-api.ts'
 import './jobs.css'
 
 /*
  * /jobs — search (by name) and tag filter kept in the URL, each job's newest run, keyset pages
- * ("More jobs"), and import/export of definitions as JSON files.
+ * ("Load more jobs"), and import/export of definitions as JSON files.
  */
 
 const SEARCH_DEBOUNCE_MS = 250
@@ -27,37 +30,7 @@ export function JobsPage() {
   }
 
   const filter = () => ({ q: search.q, tag: search.tag })
-  const [first, { refetch }] = createResource(filter, (f) => listJobs(f))
-  // Further pages are appended below the first; a new filter starts again.
-  const [more, setMore] = createSignal<JobListItem[]>([])
-  const [next, setNext] = createSignal<string | null>(null)
-  const [loadingMore, setLoadingMore] = createSignal(false)
-  const [moreError, setMoreError] = createSignal<unknown>(null)
-  // (Reading a failed resource throws: look at its error first.)
-  createEffect(
-    on(
-      () => (first.error ? undefined : first.latest),
-      (page) => {
-        setMore([])
-        setNext(page?.next ?? null)
-      },
-    ),
-  )
-  const loadMore = async () => {
-    const cursor = next()
-    if (!cursor) return
-    setLoadingMore(true)
-    setMoreError(null)
-    try {
-      const page = await listJobs({ ...filter(), cursor })
-      setMore((m) => [...m, ...page.items])
-      setNext(page.next)
-    } catch (err) {
-      setMoreError(err)
-    } finally {
-      setLoadingMore(false)
-    }
-  }
+  const list = createPaged(filter, (f, cursor) => listJobs({ ...f, cursor }))
 
   const [ioError, setIoError] = createSignal<unknown>(null)
   const [imported, setImported] = createSignal<ImportResult | null>(null)
@@ -81,7 +54,7 @@ export function JobsPage() {
         throw new Error(`${file.name} is not a JSON file`)
       }
       setImported(await importJobs(body))
-      void refetch()
+      void list.reload()
     } catch (err) {
       setIoError(err)
     } finally {
@@ -120,7 +93,7 @@ export function JobsPage() {
           <label for="jobs-tag">Tag</label>
           <input id="jobs-tag" list="jobs-tags" value={search.tag ?? ''} placeholder="Any tag" onChange={(e) => setSearch({ tag: e.currentTarget.value.trim() || undefined })} />
           <datalist id="jobs-tags">
-            <For each={[...new Set((first.error ? [] : (first.latest?.items ?? [])).flatMap((j) => j.tags))].sort()}>{(t) => <option value={t} />}</For>
+            <For each={[...new Set(list.items().flatMap((j) => j.tags))].sort()}>{(t) => <option value={t} />}</For>
           </datalist>
         </div>
         <Show when={search.tag}>
@@ -140,27 +113,20 @@ export function JobsPage() {
           </p>
         )}
       </Show>
-      <Loaded resource={first} what="jobs" onRetry={() => void refetch()}>
-        {/* Loaded hands its children the first value only: read the resource itself so a new filter shows. */}
-        {(page) => <JobTable page={first.error ? page : (first.latest ?? page)} more={more()} filtered={!!(search.q || search.tag)} onTag={(tag) => setSearch({ tag })} />}
-      </Loaded>
-      <Show when={moreError()}>
-        <ErrorPanel title="Could not load more jobs" error={moreError()} onRetry={() => void loadMore()} />
-      </Show>
-      <Show when={next() && !first.loading}>
-        <button type="button" class="button load-more" disabled={loadingMore()} onClick={() => void loadMore()}>
-          {loadingMore() ? 'Loading…' : 'More jobs'}
-        </button>
+      <Show when={!list.error()} fallback={<ErrorPanel title="Could not load jobs" error={list.error()} onRetry={() => void list.reload()} />}>
+        <Show when={list.loaded()} fallback={<div class="card card-loading" aria-busy="true">Loading jobs…</div>}>
+          <JobTable jobs={list.items()} filtered={!!(search.q || search.tag)} onTag={(tag) => setSearch({ tag })} />
+          <LoadMore list={list} what="jobs" />
+        </Show>
       </Show>
     </section>
   )
 }
 
-function JobTable(props: { page: JobList; more: JobListItem[]; filtered: boolean; onTag: (tag: string) => void }) {
-  const rows = () => [...props.page.items, ...props.more]
+function JobTable(props: { jobs: JobListItem[]; filtered: boolean; onTag: (tag: string) => void }) {
   return (
     <Show
-      when={rows().length}
+      when={props.jobs.length}
       fallback={
         <EmptyState title={props.filtered ? 'No job matches' : 'No jobs yet'}>
           <Show when={!props.filtered && can('operator')}>
@@ -171,67 +137,55 @@ function JobTable(props: { page: JobList; more: JobListItem[]; filtered: boolean
         </EmptyState>
       }
     >
-      <div class="table-wrap" tabindex="0" role="region" aria-label="Job list">
-        <table class="data jobs-table">
-          <caption class="visually-hidden">Jobs</caption>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Tags</th>
-              <th scope="col">Steps</th>
-              <th scope="col">Last run</th>
-              <th scope="col">Version</th>
-              <th scope="col">Updated</th>
-            </tr>
-          </thead>
-          <tbody>
-            <For each={rows()}>
-              {(j) => (
-                <tr>
-                  <td class="job-name-cell">
-                    <A href={`/jobs/${j.id}`}>{j.name}</A>
-                    <Show when={!j.enabled}>
-                      {' '}
-                      <span class="badge tone-neutral small-badge">disabled</span>
-                    </Show>
-                    <Show when={j.description}>
-                      <div class="hint cell-note">{j.description}</div>
-                    </Show>
-                  </td>
-                  <td>
-                    <For each={j.tags}>
-                      {(t) => (
-                        <button type="button" class="tag tag-button" aria-label={`Filter by tag ${t}`} onClick={() => props.onTag(t)}>
-                          {t}
-                        </button>
-                      )}
-                    </For>
-                  </td>
-                  <td title={j.step_types.join(', ')}>
-                    {j.step_count} <span class="hint mono">{j.step_types.slice(0, 2).join(', ')}{j.step_types.length > 2 ? '…' : ''}</span>
-                  </td>
-                  <td>
-                    <Show when={j.last_run} fallback={<span class="hint">never</span>}>
-                      {(r) => (
-                        <A href={`/runs/${r().id}`} class="run-link" title={r().created_at}>
-                          <span class={`badge tone-${runTone(r().status)}`}>{statusLabel(r().status)}</span> <span class="hint">{ago(r().created_at)}</span>
-                        </A>
-                      )}
-                    </Show>
-                  </td>
-                  <td>v{j.version}</td>
-                  <td title={j.updated_at}>
-                    {ago(j.updated_at)}
-                    <Show when={j.updated_by}>
-                      <span class="hint"> by {j.updated_by}</span>
-                    </Show>
-                  </td>
-                </tr>
-              )}
-            </For>
-          </tbody>
-        </table>
-      </div>
+      <DataTable label="Jobs" columns={['Name', 'Tags', 'Steps', 'Last run', 'Version', 'Updated']} focusable class="jobs-table" each={props.jobs}>
+        {(j) => (
+          <tr>
+            <td class="job-name-cell">
+              <A href={`/jobs/${j.id}`}>{j.name}</A>
+              <Show when={!j.enabled}>
+                {' '}
+                <Badge tone="neutral">disabled</Badge>
+              </Show>
+              <Show when={j.description}>
+                <div class="hint cell-note">{j.description}</div>
+              </Show>
+            </td>
+            <td>
+              <For each={j.tags}>
+                {(t) => (
+                  <button type="button" class="tag tag-button" aria-label={`Filter by tag ${t}`} onClick={() => props.onTag(t)}>
+                    {t}
+                  </button>
+                )}
+              </For>
+            </td>
+            <td title={j.step_types.join(', ')}>
+              {j.step_count} <span class="hint mono">{j.step_types.slice(0, 2).join(', ')}{j.step_types.length > 2 ? '…' : ''}</span>
+            </td>
+            <td>
+              <Show when={j.last_run} fallback={<span class="hint">never</span>}>
+                {(r) => (
+                  <A href={`/runs/${r().id}`} class="run-link" title={r().created_at}>
+                    <Badge large tone={toneOf(r().status)}>
+                      {words(r().status)}
+                    </Badge>{' '}
+                    <span class="hint">
+                      <Time iso={r().created_at} />
+                    </span>
+                  </A>
+                )}
+              </Show>
+            </td>
+            <td>v{j.version}</td>
+            <td title={j.updated_at}>
+              <Time iso={j.updated_at} />
+              <Show when={j.updated_by}>
+                <span class="hint"> by {j.updated_by}</span>
+              </Show>
+            </td>
+          </tr>
+        )}
+      </DataTable>
     </Show>
   )
 }

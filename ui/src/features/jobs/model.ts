@@ -1,4 +1,3 @@
-import type { RunStatus } from '../../../../controller/src/runs/runs.sql.ts'
 import type { Definition, Job } from './jobs-api.ts'
 
 /*
@@ -116,38 +115,6 @@ export function errorUnder(errors: Record<string, string>, field: string): strin
   const nested = Object.entries(errors).find(([p]) => p.startsWith(`${field}.`) || p.startsWith(`${field}[`))
   return nested ? `${nested[0]}: ${nested[1]}` : undefined
 }
-
-/** The tone a run status is shown in. */
-export function runTone(status: RunStatus): 'good' | 'bad' | 'neutral' {
-  switch (status) {
-    case 'succeeded':
-      return 'good'
-    case 'failed':
-    case 'timed_out':
-    case 'agent_lost':
-    case 'system_error':
-    case 'interrupted':
-      return 'bad'
-    case 'queued':
-    case 'running':
-    case 'cancelled':
-    case 'skipped':
-      return 'neutral'
-  }
-}
-
-export const statusLabel = (status: string) => status.replace(/_/g, ' ')
-
-/** "3 minutes ago", for lists. */
-export function ago(iso: string, now = Date.now()): string {
-  const s = Math.round((now - Date.parse(iso)) / 1000)
-  if (s < 45) return 'just now'
-  if (s < 3600) return plural(Math.round(s / 60), 'minute')
-  if (s < 86400) return plural(Math.round(s / 3600), 'hour')
-  if (s < 86400 * 60) return plural(Math.round(s / 86400), 'day')
-  return new Date(iso).toLocaleDateString()
-}
-const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'} ago`
 
 /** Comma-separated text ↔ list, for tags and choices. */
 export const splitList = (text: string) =>

@@ -2,9 +2,10 @@ import { useNavigate } from '@solidjs/router'
 import { createSignal, For, Match, Show, Switch } from 'solid-js'
 import { createStore } from 'solid-js/store'
 import { fieldErrors } from '../../api.ts'
+import { DataTable } from '../../components/data-table.tsx'
+import { Dialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { Field, SelectField } from '../../components/form.tsx'
-import { Dialog } from './dialog.tsx'
 import { CheckboxField } from './field-control.tsx'
 import { launchRun, planRun, type Job, type JobParameter, type Plan, type RunRequest } from './jobs-api.ts'
 import { SelectorField } from './selector-field.tsx'
@@ -19,7 +20,7 @@ type Values = Record<string, string | boolean>
 
 const initialValue = (p: JobParameter): string | boolean => (p.type === 'boolean' ? p.default === true || p.default === 'true' : p.default === undefined ? '' : String(p.default))
 
-export function RunDialog(props: { job: Job; open: boolean; onClose: () => void }) {
+export function RunDialog(props: { job: Job; onClose: () => void }) {
   const navigate = useNavigate()
   const [values, setValues] = createStore<Values>(Object.fromEntries(props.job.parameters.map((p) => [p.name, initialValue(p)])))
   const [targets, setTargets] = createSignal('')
@@ -77,10 +78,11 @@ export function RunDialog(props: { job: Job; open: boolean; onClose: () => void 
 
   return (
     <Dialog
-      open={props.open}
       title={`Run ${props.job.name}`}
       onClose={props.onClose}
       class="run-dialog"
+      wide
+      busy={busy() !== null}
       footer={
         <>
           <button type="button" class="button" onClick={() => props.onClose()}>
@@ -224,30 +226,16 @@ function PlanView(props: { plan: Plan }) {
           </ul>
         </details>
       </Show>
-      <div class="table-wrap" tabindex="0" role="region" aria-label="Steps of the plan">
-        <table class="data">
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Step</th>
-              <th scope="col">Type</th>
-              <th scope="col">Runs on</th>
-            </tr>
-          </thead>
-          <tbody>
-            <For each={props.plan.steps}>
-              {(s) => (
-                <tr>
-                  <td>{s.index + 1}</td>
-                  <td>{s.name}</td>
-                  <td class="mono">{s.type}</td>
-                  <td>{s.targets.length === 1 && s.targets[0]?.target_id === null ? 'the controller (no target)' : `${s.target_count} ${s.target_count === 1 ? 'target' : 'targets'}${transports(s.targets)}`}</td>
-                </tr>
-              )}
-            </For>
-          </tbody>
-        </table>
-      </div>
+      <DataTable label="Steps of the plan" columns={['#', 'Step', 'Type', 'Runs on']} focusable each={props.plan.steps}>
+        {(s) => (
+          <tr>
+            <td>{s.index + 1}</td>
+            <td>{s.name}</td>
+            <td class="mono">{s.type}</td>
+            <td>{s.targets.length === 1 && s.targets[0]?.target_id === null ? 'the controller (no target)' : `${s.target_count} ${s.target_count === 1 ? 'target' : 'targets'}${transports(s.targets)}`}</td>
+          </tr>
+        )}
+      </DataTable>
     </section>
   )
 }

@@ -1,8 +1,11 @@
 import { createResource, createSignal, For, Match, Show, Switch } from 'solid-js'
+import { Badge } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { SelectField } from '../../components/form.tsx'
-import { getJobVersion, listVersions, type VersionItem } from './jobs-api.ts'
-import { ago } from './model.ts'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
+import { Time } from '../../components/time.tsx'
+import { getJobVersion, listVersions } from './jobs-api.ts'
 import { changeCount, diffRows } from './version-diff.ts'
 
 /*
@@ -10,24 +13,7 @@ import { changeCount, diffRows } from './version-diff.ts'
  */
 
 export function Versions(props: { jobId: string; latest: number }) {
-  const [pages, setPages] = createSignal<VersionItem[]>([])
-  const [next, setNext] = createSignal<string | null>(null)
-  const [more, setMore] = createSignal(false)
-  const [listError, setListError] = createSignal<unknown>(null)
-  const load = async (cursor?: string) => {
-    setMore(true)
-    setListError(null)
-    try {
-      const page = await listVersions(props.jobId, cursor)
-      setPages((p) => (cursor ? [...p, ...page.items] : page.items))
-      setNext(page.next)
-    } catch (err) {
-      setListError(err)
-    } finally {
-      setMore(false)
-    }
-  }
-  void load()
+  const list = createPaged(() => props.jobId, listVersions)
 
   const [from, setFrom] = createSignal(Math.max(1, props.latest - 1))
   const [to, setTo] = createSignal(props.latest)
@@ -38,51 +24,34 @@ export function Versions(props: { jobId: string; latest: number }) {
       return { a, b, rows: diffRows(x, y) }
     },
   )
-  const numbers = () => pages().map((v) => v.version)
+  const numbers = () => list.items().map((v) => v.version)
 
   return (
     <section class="card versions" aria-labelledby="versions-title">
       <h2 id="versions-title">Versions</h2>
-      <Show when={listError()}>
-        <ErrorPanel title="Could not load the versions" error={listError()} onRetry={() => void load()} />
+      <Show when={list.error()}>
+        <ErrorPanel title="Could not load the versions" error={list.error()} onRetry={() => void list.reload()} />
       </Show>
-      <div class="table-wrap" tabindex="0" role="region" aria-label="Version list">
-        <table class="data">
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Name</th>
-              <th scope="col">Steps</th>
-              <th scope="col">Saved</th>
-              <th scope="col">By</th>
-            </tr>
-          </thead>
-          <tbody>
-            <For each={pages()}>
-              {(v) => (
-                <tr>
-                  <td>
-                    v{v.version}
-                    <Show when={v.version === props.latest}>
-                      {' '}
-                      <span class="badge tone-neutral small-badge">current</span>
-                    </Show>
-                  </td>
-                  <td>{v.name}</td>
-                  <td>{v.step_count}</td>
-                  <td title={v.created_at}>{ago(v.created_at)}</td>
-                  <td>{v.created_by ?? '—'}</td>
-                </tr>
-              )}
-            </For>
-          </tbody>
-        </table>
-      </div>
-      <Show when={next()}>
-        <button type="button" class="button small load-more" disabled={more()} onClick={() => void load(next() ?? undefined)}>
-          {more() ? 'Loading…' : 'More versions'}
-        </button>
-      </Show>
+      <DataTable label="Version list" columns={['Version', 'Name', 'Steps', 'Saved', 'By']} focusable each={list.items()}>
+        {(v) => (
+          <tr>
+            <td>
+              v{v.version}
+              <Show when={v.version === props.latest}>
+                {' '}
+                <Badge tone="neutral">current</Badge>
+              </Show>
+            </td>
+            <td>{v.name}</td>
+            <td>{v.step_count}</td>
+            <td>
+              <Time iso={v.created_at} />
+            </td>
+            <td>{v.created_by ?? '—'}</td>
+          </tr>
+        )}
+      </DataTable>
+      <LoadMore list={list} what="versions" />
       <Show when={props.latest > 1} fallback={<p class="hint">Only one version so far: every save adds one.</p>}>
         <h3 class="diff-title">Compare</h3>
         <div class="toolbar diff-pick">

@@ -1,13 +1,14 @@
-import { A, useNavigate, useParams } from '@solidjs/router'
-import { createResource, createSignal, For, Index, Match, Show, Switch } from 'solid-js'
+import { useNavigate, useParams } from '@solidjs/router'
+import { createSignal, For, Index, Match, Show, Switch } from 'solid-js'
 import { createStore } from 'solid-js/store'
 import { api, send, unwrap } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { ConfirmButton } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, Field, SelectField, TextAreaField } from '../../components/form.tsx'
-import { EmptyState } from '../../components/loaded.tsx'
+import { createSubmit, Field, SaveActions, SelectField, TextAreaField } from '../../components/form.tsx'
+import { EmptyState, LoadById } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
-import { ConfirmDialog } from '../schedules/kit.tsx'
 import { CHANNEL_TYPES } from './events.ts'
 import { NotificationsNav } from './notifications-nav.tsx'
 import { TestResultCard } from './test-result.tsx'
@@ -81,9 +82,16 @@ export function ChannelFormPage() {
   return (
     <section class="notifications-page">
       <Show when={can('admin')} fallback={<Denied />}>
-        <Show
-          when={params.id}
-          keyed
+        <LoadById
+          id={params.id}
+          fetch={(id) => unwrap(api['notification-channels'][':id'].$get({ param: { id } }), 'GET /notification-channels/:id')}
+          what="the channel"
+          header={
+            <>
+              <PageHeader title="Notification channel" />
+              <NotificationsNav />
+            </>
+          }
           fallback={
             <>
               <PageHeader title="New channel" subtitle="Email, Slack, Teams or your own webhook." />
@@ -92,8 +100,8 @@ export function ChannelFormPage() {
             </>
           }
         >
-          {(id) => <LoadChannel id={id} />}
-        </Show>
+          {(value, update) => <ExistingChannel channel={value()} onChanged={update} />}
+        </LoadById>
       </Show>
     </section>
   )
@@ -109,62 +117,14 @@ function Denied() {
   )
 }
 
-function LoadChannel(props: { id: string }) {
-  const [channel, { refetch, mutate }] = createResource(
-    () => props.id,
-    (id) => unwrap(api['notification-channels'][':id'].$get({ param: { id } }), 'GET /notification-channels/:id'),
-  )
-  return (
-    <Show
-      when={!channel.error}
-      fallback={
-        <>
-          <PageHeader title="Notification channel" />
-          <NotificationsNav />
-          <ErrorPanel title="Could not load the channel" error={channel.error} onRetry={() => void refetch()} />
-        </>
-      }
-    >
-      <Show when={channel.latest} fallback={<div class="card card-loading" aria-busy="true">Loading channel…</div>}>
-        {(c) => <ExistingChannel channel={c()} onChanged={(next) => mutate(next)} />}
-      </Show>
-    </Show>
-  )
-}
-
 function ExistingChannel(props: { channel: Channel; onChanged: (c: Channel) => void }) {
   const navigate = useNavigate()
-  const [testing, setTesting] = createSignal(false)
   const [result, setResult] = createSignal<TestResult | null>(null)
-  const [testError, setTestError] = createSignal<unknown>(null)
-  const [confirm, setConfirm] = createSignal(false)
-  const [busy, setBusy] = createSignal(false)
-  const [deleteError, setDeleteError] = createSignal<unknown>(null)
   const c = () => props.channel
-  const test = async () => {
-    setTesting(true)
+  const test = createAction(async () => {
     setResult(null)
-    setTestError(null)
-    try {
-      setResult(await send<TestResult>('POST', `/api/v1/notification-channels/${c().id}/test`))
-    } catch (err) {
-      setTestError(err)
-    } finally {
-      setTesting(false)
-    }
-  }
-  const remove = async () => {
-    setBusy(true)
-    try {
-      await send('DELETE', `/api/v1/notification-channels/${c().id}`)
-      navigate('/notifications/channels')
-    } catch (err) {
-      setDeleteError(err)
-      setConfirm(false)
-    } finally {
-      setBusy(false)
-    }
-  }
+    setResult(await send<TestResult>('POST', `/api/v1/notification-channels/${c().id}/test`))
+  })
   return (
     <>
       <PageHeader
@@ -172,23 +132,29 @@ function ExistingChannel(props: { channel: Channel; onChanged: (c: Channel) => v
         subtitle={`${CHANNEL_TYPES[c().type]} channel`}
         actions={
           <>
-            <button type="button" class="button" disabled={testing()} onClick={() => void test()}>
-              {testing() ? 'Sending test…' : 'Send test'}
+            <button type="button" class="button" disabled={test.pending()} onClick={() => void test.run()}>
+              {test.pending() ? 'Sending test…' : 'Send test'}
             </button>
-            <button type="button" class="button danger" disabled={busy()} onClick={() => setConfirm(true)}>
-              Delete
-            </button>
+            <ConfirmButton
+              label="Delete"
+              title={`Delete channel “${c().name}”?`}
+              confirmLabel="Delete channel"
+              danger
+              errorTitle="Could not delete the channel"
+              action={async () => {
+                await send('DELETE', `/api/v1/notification-channels/${c().id}`)
+                navigate('/notifications/channels')
+              }}
+            >
+              <p>Rules that send to it stop reaching it; its sealed secrets are wiped. Messages already sent keep naming it.</p>
+            </ConfirmButton>
           </>
         }
       />
       <NotificationsNav />
-      <Show when={testError()}>{(err) => <ErrorPanel title="Could not send the test" error={err()} />}</Show>
+      <Show when={test.error()}>{(err) => <ErrorPanel title="Could not send the test" error={err()} />}</Show>
       <Show when={result()}>{(r) => <TestResultCard result={r()} title={`Test of ${c().name}`} />}</Show>
-      <Show when={deleteError()}>{(err) => <ErrorPanel title="Could not delete the channel" error={err()} />}</Show>
       <ChannelEditor existing={c()} onSaved={props.onChanged} />
-      <ConfirmDialog open={confirm()} title={`Delete channel “${c().name}”?`} confirmLabel="Delete channel" danger pending={busy()} onConfirm={() => void remove()} onClose={() => setConfirm(false)}>
-        <p>Rules that send to it stop reaching it; its sealed secrets are wiped. Messages already sent keep naming it.</p>
-      </ConfirmDialog>
     </>
   )
 }
@@ -412,20 +378,7 @@ function ChannelEditor(props: { existing?: Channel; onSaved?: (c: Channel) => vo
           <TextAreaField label="CA certificate (PEM)" rows={3} value={form.ca_pem} onInput={(ev) => setForm('ca_pem', ev.currentTarget.value)} error={e('config.ca_pem')} hint="Only for a receiver with a certificate from an internal CA." />
         </fieldset>
       </Show>
-      <Show when={error()}>{(err) => <ErrorPanel title="Could not save the channel" error={err()} />}</Show>
-      <div class="form-actions">
-        <Show when={saved()}>
-          <span class="saved-note" role="status">
-            Saved
-          </span>
-        </Show>
-        <A href="/notifications/channels" class="button">
-          {props.existing ? 'Back' : 'Cancel'}
-        </A>
-        <button type="submit" class="button primary" disabled={pending()}>
-          {pending() ? 'Saving…' : 'Save channel'}
-        </button>
-      </div>
+      <SaveActions label="Save channel" pending={pending()} saved={saved()} error={error()} errorTitle="Could not save the channel" back={{ href: '/notifications/channels', label: props.existing ? 'Back' : 'Cancel' }} />
     </form>
   )
 }

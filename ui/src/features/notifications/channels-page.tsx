@@ -1,12 +1,13 @@
 import { A } from '@solidjs/router'
 import { createResource, createSignal, For, Show } from 'solid-js'
 import { api, getJson, send, unwrap } from '../../api.ts'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, Field, SelectField, TextAreaField } from '../../components/form.tsx'
+import { createSubmit, Field, SaveActions, SelectField, TextAreaField } from '../../components/form.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
-import { PageHeader } from '../../components/page-header.tsx'
+import { NewLink, PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
-import { formatLocal } from '../schedules/time.ts'
 import { CHANNEL_TYPES } from './events.ts'
 import { NotificationsNav } from './notifications-nav.tsx'
 import { TestResultCard } from './test-result.tsx'
@@ -39,11 +40,9 @@ export function ChannelsPage() {
         title="Notification channels"
         subtitle="Where notifications go. Secrets (URLs, keys, passwords) are sealed and never shown again."
         actions={
-          <Show when={can('admin')}>
-            <A href="/notifications/channels/new" class="button primary">
-              New channel
-            </A>
-          </Show>
+          <NewLink href="/notifications/channels/new" role="admin">
+            New channel
+          </NewLink>
         }
       />
       <NotificationsNav />
@@ -84,61 +83,43 @@ function ChannelTable() {
             </EmptyState>
           }
         >
-          <div class="table-wrap">
-            <table class="data" aria-label="Channels">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Sends to</th>
-                  <th scope="col">Rate limit</th>
-                  <th scope="col">Changed</th>
-                  <th scope="col">
-                    <span class="visually-hidden">Actions</span>
-                  </th>
+          <DataTable label="Channels" columns={['Name', 'Type', 'Sends to', 'Rate limit', 'Changed', '']} each={list.items}>
+            {(c) => (
+              <>
+                <tr data-channel={c.name}>
+                  <td>
+                    <A href={`/notifications/channels/${c.id}`} class="strong-link">
+                      {c.name}
+                    </A>
+                  </td>
+                  <td>{CHANNEL_TYPES[c.type]}</td>
+                  <td class="wrap">{destinationOf(c)}</td>
+                  <td>{c.rate_limit_per_minute}/min</td>
+                  <td>
+                    {formatDateTime(c.updated_at)}
+                    {c.updated_by ? ` · ${c.updated_by}` : ''}
+                  </td>
+                  <td class="row-actions">
+                    <button type="button" class="button small" disabled={testing() === c.id} onClick={() => void test(c)}>
+                      {testing() === c.id ? 'Testing…' : 'Test'}
+                      <span class="visually-hidden"> {c.name}</span>
+                    </button>
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                <For each={list.items}>
-                  {(c) => (
-                    <>
-                      <tr data-channel={c.name}>
-                        <td>
-                          <A href={`/notifications/channels/${c.id}`} class="strong-link">
-                            {c.name}
-                          </A>
-                        </td>
-                        <td>{CHANNEL_TYPES[c.type]}</td>
-                        <td class="wrap">{destinationOf(c)}</td>
-                        <td>{c.rate_limit_per_minute}/min</td>
-                        <td>
-                          {formatLocal(c.updated_at)}
-                          {c.updated_by ? ` · ${c.updated_by}` : ''}
-                        </td>
-                        <td class="row-actions">
-                          <button type="button" class="button small" disabled={testing() === c.id} onClick={() => void test(c)}>
-                            {testing() === c.id ? 'Testing…' : 'Test'}
-                            <span class="visually-hidden"> {c.name}</span>
-                          </button>
-                        </td>
-                      </tr>
-                      <Show when={results()[c.id]}>
-                        {(r) => (
-                          <tr class="attempts-row">
-                            <td colspan="6">
-                              <Show when={r().result} fallback={<ErrorPanel title={`Could not test “${c.name}”`} error={r().error} />}>
-                                {(res) => <TestResultCard result={res()} title={`Test of ${c.name}`} />}
-                              </Show>
-                            </td>
-                          </tr>
-                        )}
-                      </Show>
-                    </>
+                <Show when={results()[c.id]}>
+                  {(r) => (
+                    <tr class="attempts-row">
+                      <td colspan="6">
+                        <Show when={r().result} fallback={<ErrorPanel title={`Could not test “${c.name}”`} error={r().error} />}>
+                          {(res) => <TestResultCard result={res()} title={`Test of ${c.name}`} />}
+                        </Show>
+                      </td>
+                    </tr>
                   )}
-                </For>
-              </tbody>
-            </table>
-          </div>
+                </Show>
+              </>
+            )}
+          </DataTable>
         </Show>
       )}
     </Loaded>
@@ -248,17 +229,7 @@ function SmtpForm(props: { settings: SmtpSettings; onSaved: (s: SmtpSettings) =>
           </label>
         </Show>
         <TextAreaField label="CA certificate (PEM)" rows={3} value={caPem()} onInput={(ev) => setCaPem(ev.currentTarget.value)} error={e('ca_pem')} hint="Only for a server with a certificate from an internal CA." />
-        <Show when={save.error()}>{(err) => <ErrorPanel title="Could not save the SMTP settings" error={err()} />}</Show>
-        <div class="form-actions">
-          <Show when={saved()}>
-            <span class="saved-note" role="status">
-              Saved
-            </span>
-          </Show>
-          <button type="submit" class="button primary" disabled={save.pending()}>
-            {save.pending() ? 'Saving…' : 'Save SMTP settings'}
-          </button>
-        </div>
+        <SaveActions label="Save SMTP settings" pending={save.pending()} saved={saved()} error={save.error()} errorTitle="Could not save the SMTP settings" />
       </form>
       <form class="smtp-test" onSubmit={(ev) => void testMail.submit(ev)} novalidate aria-label="Test email">
         <Field label="Send a test email to" type="email" value={testTo()} onInput={(ev) => setTestTo(ev.currentTarget.value)} error={testMail.errors().to} />

@@ -2,13 +2,17 @@ import { A, useSearchParams } from '@solidjs/router'
 import { createMemo, createResource, createSignal, createUniqueId, For, onCleanup, Show } from 'solid-js'
 import type { NotificationStatus } from '../../../../controller/src/notify/notify.sql.ts'
 import { api, getJson, send, unwrap } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { Badge, toneOf } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
+import { ConfirmDialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
+import { formatDateTime, relativeTime } from '../../components/format.ts'
 import { EmptyState } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
+import { Time, useNow } from '../../components/time.tsx'
 import { can } from '../../session.ts'
-import { ConfirmDialog, StatusBadge, toneOf } from '../schedules/kit.tsx'
-import { createPaged } from '../schedules/paged.ts'
-import { formatLocal, relative } from '../schedules/time.ts'
 import { EVENT_IDS, EVENTS } from './events.ts'
 import { NotificationsNav } from './notifications-nav.tsx'
 import type { Notification, NotificationPage, OutboxStatus } from './types.ts'
@@ -55,23 +59,13 @@ export function HistoryPage() {
     else next.add(id)
     setOpen(next)
   }
-  const [actionError, setActionError] = createSignal<unknown>(null)
-  const [busy, setBusy] = createSignal<string | null>(null)
   const [discarding, setDiscarding] = createSignal<Notification | null>(null)
-  const act = async (n: Notification, action: 'retry' | 'discard') => {
-    setBusy(n.id)
-    setActionError(null)
-    try {
-      const updated = await send<Notification>('POST', `/api/v1/notifications/${n.id}/${action}`)
-      list.update((items) => items.map((i) => (i.id === n.id ? { ...i, ...updated } : i)))
-      void refetchStatus()
-    } catch (err) {
-      setActionError(err)
-    } finally {
-      setBusy(null)
-      setDiscarding(null)
-    }
-  }
+  const act = createAction(async (n: Notification, action: 'retry' | 'discard') => {
+    const updated = await send<Notification>('POST', `/api/v1/notifications/${n.id}/${action}`)
+    list.update((i) => (i.id === n.id ? { ...i, ...updated } : i))
+    setDiscarding(null)
+    void refetchStatus()
+  })
   const ids = { status: createUniqueId(), event: createUniqueId(), channel: createUniqueId() }
 
   return (
@@ -80,7 +74,7 @@ export function HistoryPage() {
         title="Notifications"
         subtitle="Every message sent, each attempt and what the receiver answered."
         actions={
-          <button type="button" class="button" onClick={() => (list.reload(), void refetchStatus())} disabled={list.loading()}>
+          <button type="button" class="button" onClick={() => (void list.reload(), void refetchStatus())} disabled={list.loading()}>
             Refresh
           </button>
         }
@@ -143,8 +137,8 @@ export function HistoryPage() {
           </button>
         </Show>
       </div>
-      <Show when={actionError()}>{(err) => <ErrorPanel title="Could not change the notification" error={err()} />}</Show>
-      <Show when={!list.error()} fallback={<ErrorPanel title="Could not load the delivery history" error={list.error()} onRetry={list.reload} />}>
+      <Show when={!discarding() && act.error()}>{(err) => <ErrorPanel title="Could not change the notification" error={err()} />}</Show>
+      <Show when={!list.error()} fallback={<ErrorPanel title="Could not load the delivery history" error={list.error()} onRetry={() => void list.reload()} />}>
         <Show when={list.loaded()} fallback={<div class="card card-loading" aria-busy="true">Loading delivery history…</div>}>
           <Show
             when={list.items().length > 0}
@@ -156,113 +150,90 @@ export function HistoryPage() {
               </EmptyState>
             }
           >
-            <div class="table-wrap">
-              <table class="data history-table" aria-label="Delivery history">
-                <thead>
-                  <tr>
-                    <th scope="col">Created</th>
-                    <th scope="col">Event</th>
-                    <th scope="col">Subject</th>
-                    <th scope="col">Channel</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Attempts</th>
-                    <th scope="col">
-                      <span class="visually-hidden">Actions</span>
-                    </th>
+            <DataTable label="Delivery history" columns={['Created', 'Event', 'Subject', 'Channel', 'Status', 'Attempts', '']} class="history-table" each={list.items()}>
+              {(n) => (
+                <>
+                  <tr data-notification={n.id}>
+                    <td>
+                      <Time iso={n.created_at} />
+                    </td>
+                    <td>
+                      <code>{n.event}</code>
+                    </td>
+                    <td class="wrap subject-cell">
+                      {n.subject}
+                      <Show when={n.recipient}>{(r) => <div class="hint">to {r()}</div>}</Show>
+                    </td>
+                    <td>{channelName().get(n.channel_id) ?? <span class="mono hint">{n.channel_id.slice(0, 8)}</span>}</td>
+                    <td>
+                      <Badge tone={toneOf(n.status)}>{STATUSES[n.status] ?? n.status}</Badge>
+                      <Show when={n.status === 'pending' && n.attempt_count > 0}>
+                        <div class="hint">
+                          next <Time iso={n.next_attempt_at} />
+                        </div>
+                      </Show>
+                    </td>
+                    <td>
+                      <button type="button" class="link-button" aria-expanded={open().has(n.id)} aria-controls={`attempts-${n.id}`} onClick={() => toggle(n.id)}>
+                        {n.attempt_count} of {n.max_attempts}
+                        <span class="visually-hidden"> attempts of “{n.subject}”</span>
+                      </button>
+                    </td>
+                    <td class="row-actions">
+                      <Show when={can('operator') && (n.status === 'dead' || n.status === 'discarded')}>
+                        <button type="button" class="button small" disabled={act.pending()} onClick={() => void act.run(n, 'retry')}>
+                          Retry<span class="visually-hidden"> “{n.subject}”</span>
+                        </button>
+                      </Show>
+                      <Show when={can('operator') && (n.status === 'dead' || n.status === 'pending')}>
+                        <button type="button" class="button small danger" disabled={act.pending()} onClick={() => setDiscarding(n)}>
+                          Discard<span class="visually-hidden"> “{n.subject}”</span>
+                        </button>
+                      </Show>
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  <For each={list.items()}>
-                    {(n) => (
-                      <>
-                        <tr data-notification={n.id}>
-                          <td>
-                            <time datetime={n.created_at} title={formatLocal(n.created_at)}>
-                              {relative(n.created_at)}
-                            </time>
-                          </td>
-                          <td>
-                            <code>{n.event}</code>
-                          </td>
-                          <td class="wrap subject-cell">
-                            {n.subject}
-                            <Show when={n.recipient}>{(r) => <div class="hint">to {r()}</div>}</Show>
-                          </td>
-                          <td>{channelName().get(n.channel_id) ?? <span class="mono hint">{n.channel_id.slice(0, 8)}</span>}</td>
-                          <td>
-                            <StatusBadge tone={toneOf(n.status)}>{STATUSES[n.status] ?? n.status}</StatusBadge>
-                            <Show when={n.status === 'pending' && n.attempt_count > 0}>
-                              <div class="hint">next {relative(n.next_attempt_at)}</div>
-                            </Show>
-                          </td>
-                          <td>
-                            <button type="button" class="link-button" aria-expanded={open().has(n.id)} aria-controls={`attempts-${n.id}`} onClick={() => toggle(n.id)}>
-                              {n.attempt_count} of {n.max_attempts}
-                              <span class="visually-hidden"> attempts of “{n.subject}”</span>
-                            </button>
-                          </td>
-                          <td class="row-actions">
-                            <Show when={can('operator') && (n.status === 'dead' || n.status === 'discarded')}>
-                              <button type="button" class="button small" disabled={busy() === n.id} onClick={() => void act(n, 'retry')}>
-                                Retry<span class="visually-hidden"> “{n.subject}”</span>
-                              </button>
-                            </Show>
-                            <Show when={can('operator') && (n.status === 'dead' || n.status === 'pending')}>
-                              <button type="button" class="button small danger" disabled={busy() === n.id} onClick={() => setDiscarding(n)}>
-                                Discard<span class="visually-hidden"> “{n.subject}”</span>
-                              </button>
-                            </Show>
-                          </td>
-                        </tr>
-                        <Show when={open().has(n.id)}>
-                          <tr class="attempts-row" id={`attempts-${n.id}`}>
-                            <td colspan="7">
-                              <Attempts notification={n} />
-                            </td>
-                          </tr>
-                        </Show>
-                      </>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
-            <Show when={list.moreError()}>{(err) => <ErrorPanel title="Could not load more" error={err()} onRetry={list.more} />}</Show>
-            <Show when={list.hasMore()}>
-              <div class="load-more">
-                <button type="button" class="button" onClick={list.more} disabled={list.loading()}>
-                  {list.loading() ? 'Loading…' : 'Load more'}
-                </button>
-              </div>
-            </Show>
+                  <Show when={open().has(n.id)}>
+                    <tr class="attempts-row" id={`attempts-${n.id}`}>
+                      <td colspan="7">
+                        <Attempts notification={n} />
+                      </td>
+                    </tr>
+                  </Show>
+                </>
+              )}
+            </DataTable>
+            <LoadMore list={list} what="notifications" />
           </Show>
         </Show>
       </Show>
-      <ConfirmDialog
-        open={discarding() !== null}
-        title="Discard this notification?"
-        confirmLabel="Discard"
-        danger
-        pending={busy() !== null}
-        onConfirm={() => {
-          const n = discarding()
-          if (n) void act(n, 'discard')
-        }}
-        onClose={() => setDiscarding(null)}
-      >
-        <p>“{discarding()?.subject}” will not be delivered. It stays in the history as discarded and can still be retried.</p>
-      </ConfirmDialog>
+      <Show when={discarding()}>
+        {(n) => (
+          <ConfirmDialog
+            title="Discard this notification?"
+            confirmLabel="Discard"
+            danger
+            pending={act.pending()}
+            error={act.error()}
+            errorTitle="Could not discard the notification"
+            onConfirm={() => void act.run(n(), 'discard')}
+            onCancel={() => (setDiscarding(null), act.clear())}
+          >
+            <p>“{n().subject}” will not be delivered. It stays in the history as discarded and can still be retried.</p>
+          </ConfirmDialog>
+        )}
+      </Show>
     </section>
   )
 }
 
 function StatusCard(props: { status: OutboxStatus; channelName: (id: string) => string; onDead: () => void }) {
+  const now = useNow()
   const s = () => props.status
   return (
     <section class="card outbox-status" aria-labelledby="outbox-status-title" data-testid="outbox-status">
       <h2 id="outbox-status-title">Delivery status</h2>
       <div class="stat-row">
-        <Stat label="Queued" value={s().queue_depth} hint={s().oldest_pending_at ? `oldest ${relative(s().oldest_pending_at)}` : undefined} />
+        <Stat label="Queued" value={s().queue_depth} hint={s().oldest_pending_at ? `oldest ${relativeTime(s().oldest_pending_at, now())}` : undefined} />
         <Stat label="Sending" value={s().sending} />
         <Stat label="Held for digests" value={s().held} />
         <div class="stat" classList={{ 'stat-bad': s().dead > 0 }}>
@@ -274,12 +245,12 @@ function StatusCard(props: { status: OutboxStatus; channelName: (id: string) => 
             </button>
           </Show>
         </div>
-        <Stat label="Last delivery" value={s().last_delivery_at ? relative(s().last_delivery_at) : 'never'} />
+        <Stat label="Last delivery" value={relativeTime(s().last_delivery_at, now())} />
       </div>
       <Show when={s().last_error}>
         {(e) => (
           <p class="last-error">
-            <strong>Last failure</strong> {relative(e().at)} on {props.channelName(e().channel_id)}: <span class="mono">{e().message}</span>
+            <strong>Last failure</strong> <Time iso={e().at} /> on {props.channelName(e().channel_id)}: <span class="mono">{e().message}</span>
           </p>
         )}
       </Show>
@@ -298,10 +269,11 @@ function Stat(props: { label: string; value: number | string; hint?: string | un
 }
 
 function Attempts(props: { notification: Notification }) {
+  const now = useNow()
   const n = () => props.notification
   return (
     <div class="attempts">
-      <Show when={n().attempts.length > 0} fallback={<p class="hint">No attempt yet{n().status === 'pending' ? `: due ${relative(n().next_attempt_at)}` : ''}.</p>}>
+      <Show when={n().attempts.length > 0} fallback={<p class="hint">No attempt yet{n().status === 'pending' ? `: due ${relativeTime(n().next_attempt_at, now())}` : ''}.</p>}>
         <table class="data attempts-table" aria-label={`Attempts of “${n().subject}”`}>
           <thead>
             <tr>
@@ -319,10 +291,10 @@ function Attempts(props: { notification: Notification }) {
                 <tr>
                   <td>{a.attempt}</td>
                   <td>
-                    <time datetime={a.at}>{formatLocal(a.at)}</time>
+                    <time datetime={a.at}>{formatDateTime(a.at)}</time>
                   </td>
                   <td>
-                    <StatusBadge tone={toneOf(a.outcome)}>{a.outcome}</StatusBadge>
+                    <Badge tone={toneOf(a.outcome)}>{a.outcome}</Badge>
                   </td>
                   <td>{a.http_status ?? '—'}</td>
                   <td class="wrap answer-cell">

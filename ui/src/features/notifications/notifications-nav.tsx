@@ -1,5 +1,5 @@
+import { SubNav } from '../../components/sub-nav.tsx'
 import { can } from '../../session.ts'
-import { SubNav } from '../schedules/kit.tsx'
 
 /** Delivery history | Rules | Channels (admins) | My preferences. */
 export function NotificationsNav() {
@@ -7,7 +7,7 @@ export function NotificationsNav() {
     <SubNav
       label="Notifications sections"
       items={[
-        { href: '/notifications', label: 'Delivery history', current: (p) => p === '/notifications' || p === '/notifications/' },
+        { href: '/notifications', label: 'Delivery history', end: true },
         { href: '/notifications/rules', label: 'Rules' },
         ...(can('admin') ? [{ href: '/notifications/channels', label: 'Channels' }] : []),
         { href: '/notifications/preferences', label: 'My preferences' },

@@ -2,11 +2,13 @@ import { createResource, createSignal, For, Show } from 'solid-js'
 import { createStore } from 'solid-js/store'
 import { api, send, unwrap } from '../../api.ts'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, Field } from '../../components/form.tsx'
+import { createSubmit, Field, SaveActions } from '../../components/form.tsx'
+import { formatDateTime } from '../../components/format.ts'
+import { Loaded } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { me } from '../../session.ts'
-import { ZoneField } from '../schedules/kit.tsx'
-import { browserZone, formatLocal } from '../schedules/time.ts'
+import { browserZone } from '../schedules/time.ts'
+import { ZoneField } from '../schedules/zone-field.tsx'
 import { CHANNEL_TYPES, EVENT_IDS, EVENTS } from './events.ts'
 import { NotificationsNav } from './notifications-nav.tsx'
 import type { ChannelType, NotifyEvent, Preferences } from './types.ts'
@@ -25,11 +27,9 @@ export function PreferencesPage() {
     <section class="notifications-page">
       <PageHeader title="My notification preferences" subtitle="How rules that name you reach you." />
       <NotificationsNav />
-      <Show when={!prefs.error} fallback={<ErrorPanel title="Could not load your preferences" error={prefs.error} onRetry={() => void refetch()} />}>
-        <Show when={prefs.latest} fallback={<div class="card card-loading" aria-busy="true">Loading your preferences…</div>}>
-          {(p) => <PreferencesForm prefs={p()} onSaved={(next) => mutate(next)} />}
-        </Show>
-      </Show>
+      <Loaded resource={prefs} what="your preferences" onRetry={() => void refetch()} keyed={false}>
+        {(p) => <PreferencesForm prefs={p()} onSaved={(next) => mutate(next)} />}
+      </Loaded>
     </section>
   )
 }
@@ -84,7 +84,7 @@ function PreferencesForm(props: { prefs: Preferences; onSaved: (p: Preferences) 
     <form class="preferences-form" onSubmit={(ev) => void submit(ev)} novalidate aria-label="Notification preferences">
       <p class="hint">
         <Show when={props.prefs.updated_at} fallback="You have not changed these yet: you get every event, at once, by email.">
-          Last changed {formatLocal(props.prefs.updated_at)}
+          Last changed {formatDateTime(props.prefs.updated_at)}
           {props.prefs.updated_by ? ` by ${props.prefs.updated_by}` : ''}.
         </Show>
       </p>
@@ -174,17 +174,7 @@ function PreferencesForm(props: { prefs: Preferences; onSaved: (p: Preferences) 
           <Field label="Send a digest every (minutes)" type="number" min="1" max="1440" value={form.digest_minutes} onInput={(ev) => setForm('digest_minutes', ev.currentTarget.value)} error={e('digest_minutes')} hint="Once the oldest held message waited this long, one message per channel lists them all." />
         </Show>
       </fieldset>
-      <Show when={error()}>{(err) => <ErrorPanel title="Could not save your preferences" error={err()} />}</Show>
-      <div class="form-actions">
-        <Show when={saved()}>
-          <span class="saved-note" role="status">
-            Saved
-          </span>
-        </Show>
-        <button type="submit" class="button primary" disabled={pending()}>
-          {pending() ? 'Saving…' : 'Save preferences'}
-        </button>
-      </div>
+      <SaveActions label="Save preferences" pending={pending()} saved={saved()} error={error()} errorTitle="Could not save your preferences" />
     </form>
   )
 }

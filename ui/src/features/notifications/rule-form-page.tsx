@@ -1,13 +1,14 @@
-import { A, useNavigate, useParams } from '@solidjs/router'
+import { useNavigate, useParams } from '@solidjs/router'
 import { createMemo, createResource, createSignal, createUniqueId, For, Show } from 'solid-js'
 import { createStore } from 'solid-js/store'
 import { api, ApiError, fieldErrors, getJson, send, unwrap } from '../../api.ts'
+import { ConfirmButton } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, Field, SelectField, TextAreaField } from '../../components/form.tsx'
+import { createSubmit, Field, SaveActions, SelectField, TextAreaField } from '../../components/form.tsx'
+import { formatDateTime } from '../../components/format.ts'
+import { LoadById } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can, me } from '../../session.ts'
-import { ConfirmDialog } from '../schedules/kit.tsx'
-import { formatLocal } from '../schedules/time.ts'
 import { CHANNEL_TYPES, EVENT_IDS, EVENTS, FIELDS } from './events.ts'
 import { NotificationsNav } from './notifications-nav.tsx'
 import type { ChannelType, DirectoryEntry, JobList, MessageField, NotifyEvent, Rule, RulePreview, RunList, ScheduleList, UserList } from './types.ts'
@@ -68,9 +69,16 @@ export function RuleFormPage() {
   const params = useParams<{ id?: string }>()
   return (
     <section class="notifications-page">
-      <Show
-        when={params.id}
-        keyed
+      <LoadById
+        id={params.id}
+        fetch={(id) => unwrap(api['notification-rules'][':id'].$get({ param: { id } }), 'GET /notification-rules/:id')}
+        what="the rule"
+        header={
+          <>
+            <PageHeader title="Notification rule" />
+            <NotificationsNav />
+          </>
+        }
         fallback={
           <>
             <PageHeader title="New rule" subtitle="Which events reach which channels and people." />
@@ -79,52 +87,14 @@ export function RuleFormPage() {
           </>
         }
       >
-        {(id) => <LoadRule id={id} />}
-      </Show>
+        {(value, update) => <ExistingRule rule={value()} onChanged={update} />}
+      </LoadById>
     </section>
-  )
-}
-
-function LoadRule(props: { id: string }) {
-  const [rule, { refetch, mutate }] = createResource(
-    () => props.id,
-    (id) => unwrap(api['notification-rules'][':id'].$get({ param: { id } }), 'GET /notification-rules/:id'),
-  )
-  return (
-    <Show
-      when={!rule.error}
-      fallback={
-        <>
-          <PageHeader title="Notification rule" />
-          <NotificationsNav />
-          <ErrorPanel title="Could not load the rule" error={rule.error} onRetry={() => void refetch()} />
-        </>
-      }
-    >
-      <Show when={rule.latest} fallback={<div class="card card-loading" aria-busy="true">Loading rule…</div>}>
-        {(r) => <ExistingRule rule={r()} onChanged={(next) => mutate(next)} />}
-      </Show>
-    </Show>
   )
 }
 
 function ExistingRule(props: { rule: Rule; onChanged: (r: Rule) => void }) {
   const navigate = useNavigate()
-  const [confirm, setConfirm] = createSignal(false)
-  const [busy, setBusy] = createSignal(false)
-  const [err, setErr] = createSignal<unknown>(null)
-  const remove = async () => {
-    setBusy(true)
-    try {
-      await send('DELETE', `/api/v1/notification-rules/${props.rule.id}`)
-      navigate('/notifications/rules')
-    } catch (e) {
-      setErr(e)
-      setConfirm(false)
-    } finally {
-      setBusy(false)
-    }
-  }
   return (
     <>
       <PageHeader
@@ -132,18 +102,24 @@ function ExistingRule(props: { rule: Rule; onChanged: (r: Rule) => void }) {
         subtitle={`${props.rule.events.join(', ')}${props.rule.enabled ? '' : ' · disabled'}`}
         actions={
           <Show when={can('operator')}>
-            <button type="button" class="button danger" disabled={busy()} onClick={() => setConfirm(true)}>
-              Delete
-            </button>
+            <ConfirmButton
+              label="Delete"
+              title={`Delete rule “${props.rule.name}”?`}
+              confirmLabel="Delete rule"
+              danger
+              errorTitle="Could not delete the rule"
+              action={async () => {
+                await send('DELETE', `/api/v1/notification-rules/${props.rule.id}`)
+                navigate('/notifications/rules')
+              }}
+            >
+              <p>Events it matched stop being sent. Messages already sent stay in the history.</p>
+            </ConfirmButton>
           </Show>
         }
       />
       <NotificationsNav />
-      <Show when={err()}>{(e) => <ErrorPanel title="Could not delete the rule" error={e()} />}</Show>
       <RuleEditor existing={props.rule} onSaved={props.onChanged} />
-      <ConfirmDialog open={confirm()} title={`Delete rule “${props.rule.name}”?`} confirmLabel="Delete rule" danger pending={busy()} onConfirm={() => void remove()} onClose={() => setConfirm(false)}>
-        <p>Events it matched stop being sent. Messages already sent stay in the history.</p>
-      </ConfirmDialog>
     </>
   )
 }
@@ -337,21 +313,8 @@ function RuleEditor(props: { existing?: Rule; onSaved?: (r: Rule) => void }) {
         </Show>
       </fieldset>
 
-      <Show when={error()}>{(err) => <ErrorPanel title="Could not save the rule" error={err()} />}</Show>
       <Show when={can('operator')}>
-        <div class="form-actions">
-          <Show when={saved()}>
-            <span class="saved-note" role="status">
-              Saved
-            </span>
-          </Show>
-          <A href="/notifications/rules" class="button">
-            {props.existing ? 'Back' : 'Cancel'}
-          </A>
-          <button type="submit" class="button primary" disabled={pending()}>
-            {pending() ? 'Saving…' : 'Save rule'}
-          </button>
-        </div>
+        <SaveActions label="Save rule" pending={pending()} saved={saved()} error={error()} errorTitle="Could not save the rule" back={{ href: '/notifications/rules', label: props.existing ? 'Back' : 'Cancel' }} />
       </Show>
     </form>
   )
@@ -424,7 +387,7 @@ function TemplateSection(props: {
                 <For each={runOptions()}>
                   {(r) => (
                     <option value={r.id} selected={chosenRun() === r.id}>
-                      {`${r.job_name} · ${r.status} · ${formatLocal(r.created_at)}`}
+                      {`${r.job_name} · ${r.status} · ${formatDateTime(r.created_at)}`}
                     </option>
                   )}
                 </For>

@@ -1,11 +1,11 @@
 import { A } from '@solidjs/router'
 import { createMemo, createResource, For, Show } from 'solid-js'
 import { api, unwrap } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
+import { formatDuration } from '../../components/format.ts'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
-import { PageHeader } from '../../components/page-header.tsx'
-import { can } from '../../session.ts'
-import { StatusBadge } from '../schedules/kit.tsx'
-import { formatDuration } from '../schedules/time.ts'
+import { NewLink, PageHeader } from '../../components/page-header.tsx'
 import { NotificationsNav } from './notifications-nav.tsx'
 import '../schedules/schedules.css'
 import './notifications.css'
@@ -21,11 +21,9 @@ export function RulesPage() {
         title="Notification rules"
         subtitle="Which events, under which conditions, reach which channels and people."
         actions={
-          <Show when={can('operator')}>
-            <A href="/notifications/rules/new" class="button primary">
-              New rule
-            </A>
-          </Show>
+          <NewLink href="/notifications/rules/new" role="operator">
+            New rule
+          </NewLink>
         }
       />
       <NotificationsNav />
@@ -39,47 +37,32 @@ export function RulesPage() {
               </EmptyState>
             }
           >
-            <div class="table-wrap">
-              <table class="data" aria-label="Rules">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Events</th>
-                    <th scope="col">Sends to</th>
-                    <th scope="col">Escalation</th>
-                    <th scope="col">State</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={list.items}>
-                    {(r) => (
-                      <tr data-rule={r.name}>
-                        <td>
-                          <A href={`/notifications/rules/${r.id}`} class="strong-link">
-                            {r.name}
-                          </A>
-                        </td>
-                        <td class="wrap">
-                          <For each={r.events}>{(e) => <code class="event-tag">{e}</code>}</For>
-                        </td>
-                        <td class="wrap">
-                          {[...r.channel_ids.map((id) => names().get(id) ?? 'unknown channel'), ...(r.user_ids.length ? [`${r.user_ids.length} user${r.user_ids.length === 1 ? '' : 's'}`] : [])].join(', ')}
-                        </td>
-                        <td>{r.escalation ? `after ${formatDuration(r.escalation.after_sec)}` : '—'}</td>
-                        <td>
-                          <span class="badges">
-                            <StatusBadge tone={r.enabled ? 'good' : 'neutral'}>{r.enabled ? 'enabled' : 'disabled'}</StatusBadge>
-                            <Show when={r.critical}>
-                              <StatusBadge tone="bad">critical</StatusBadge>
-                            </Show>
-                          </span>
-                        </td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Rules" columns={['Name', 'Events', 'Sends to', 'Escalation', 'State']} each={list.items}>
+              {(r) => (
+                <tr data-rule={r.name}>
+                  <td>
+                    <A href={`/notifications/rules/${r.id}`} class="strong-link">
+                      {r.name}
+                    </A>
+                  </td>
+                  <td class="wrap">
+                    <For each={r.events}>{(e) => <code class="event-tag">{e}</code>}</For>
+                  </td>
+                  <td class="wrap">
+                    {[...r.channel_ids.map((id) => names().get(id) ?? 'unknown channel'), ...(r.user_ids.length ? [`${r.user_ids.length} user${r.user_ids.length === 1 ? '' : 's'}`] : [])].join(', ')}
+                  </td>
+                  <td>{r.escalation ? `after ${formatDuration(r.escalation.after_sec)}` : '—'}</td>
+                  <td>
+                    <span class="badges">
+                      <Badge tone={r.enabled ? 'good' : 'neutral'}>{r.enabled ? 'enabled' : 'disabled'}</Badge>
+                      <Show when={r.critical}>
+                        <Badge tone="bad">critical</Badge>
+                      </Show>
+                    </span>
+                  </td>
+                </tr>
+              )}
+            </DataTable>
           </Show>
         )}
       </Loaded>

@@ -1,5 +1,5 @@
 import { Show } from 'solid-js'
-import { StatusBadge } from '../schedules/kit.tsx'
+import { Badge } from '../../components/badge.tsx'
 
 /** What a receiver answered to a test send: outcome, HTTP status, its own words, and what the outbox would do. */
 export function TestResultCard(props: { result: { ok: boolean; http_status?: number | null; response: string | null; error: string | null; duration_ms: number; permanent: boolean; retry_after_ms?: number | null }; title: string }) {
@@ -7,7 +7,7 @@ export function TestResultCard(props: { result: { ok: boolean; http_status?: num
   return (
     <section class="test-result" classList={{ ok: r().ok, failed: !r().ok }} aria-label={props.title} role="status">
       <div class="test-result-head">
-        <StatusBadge tone={r().ok ? 'good' : 'bad'}>{r().ok ? 'Delivered' : 'Failed'}</StatusBadge>
+        <Badge tone={r().ok ? 'good' : 'bad'}>{r().ok ? 'Delivered' : 'Failed'}</Badge>
         <Show when={r().http_status}>{(s) => <span class="mono">HTTP {s()}</span>}</Show>
         <span class="hint">{r().duration_ms} ms</span>
         <Show when={!r().ok}>

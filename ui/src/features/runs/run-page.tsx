@@ -1,12 +1,14 @@
 import { A, useParams, useSearchParams } from '@solidjs/router'
 import { createEffect, createResource, createSignal, For, Match, on, onCleanup, Show, Switch } from 'solid-js'
 import { api, unwrap, type Ok } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { PageHeader } from '../../components/page-header.tsx'
 import { LogViewer } from './log-viewer.tsx'
 import { RunActions } from './run-actions.tsx'
 import { createRunLive } from './run-live.ts'
-import { formatDuration, formatTime, isActive, runDuration, shortId, statusLabel, statusTone, triggerLabel, type RunStatus } from './status.ts'
+import { formatDuration, isActive, runDuration, shortId, statusLabel, statusTone, triggerLabel, type RunStatus } from './status.ts'
 import { StepDetail } from './step-detail.tsx'
 import { StepGrid } from './step-grid.tsx'
 import './runs.css'
@@ -95,9 +97,9 @@ function RunFacts(props: { run: RunDetail; status: RunStatus; now: number }) {
   return (
     <section class="card run-facts" aria-label="Run details">
       <div class="run-status-line">
-        <span class={`badge tone-${statusTone(props.status)}`} data-testid="run-status">
+        <Badge large tone={statusTone(props.status)} data-testid="run-status">
           {statusLabel(props.status)}
-        </span>
+        </Badge>
         <Show when={r().waiting_for}>{(w) => <span class="hint">waiting for {w() === 'target_lock' ? 'a target lock' : 'a free slot (job concurrency)'}</span>}</Show>
         <Show when={r().cancel_requested_at && isActive(props.status)}>
           <span class="hint">cancel requested by {r().cancel_requested_by ?? 'someone'}</span>
@@ -136,17 +138,17 @@ function RunFacts(props: { run: RunDetail; status: RunStatus; now: number }) {
           <Show when={counts()}> ({counts()})</Show>
         </dd>
         <dt>Created</dt>
-        <dd>{formatTime(r().created_at)}</dd>
+        <dd>{formatDateTime(r().created_at)}</dd>
         <dt>Started</dt>
-        <dd>{formatTime(r().started_at)}</dd>
+        <dd>{formatDateTime(r().started_at)}</dd>
         <dt>Finished</dt>
-        <dd>{formatTime(r().finished_at)}</dd>
+        <dd>{formatDateTime(r().finished_at)}</dd>
         <dt>Duration</dt>
         <dd>{formatDuration(runDuration(r(), props.now))}</dd>
         <Show when={r().cancel_requested_at}>
           <dt>Cancelled by</dt>
           <dd>
-            {r().cancel_requested_by ?? '—'} at {formatTime(r().cancel_requested_at)}
+            {r().cancel_requested_by ?? '—'} at {formatDateTime(r().cancel_requested_at)}
           </dd>
         </Show>
         <Show when={params().length > 0}>

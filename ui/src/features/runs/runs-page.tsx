@@ -1,12 +1,16 @@
 import { A, useSearchParams } from '@solidjs/router'
 import { createEffect, createMemo, createResource, createSignal, For, Match, on, onCleanup, Show, Switch } from 'solid-js'
 import { getJson, type api, type Ok } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { Field, SelectField } from '../../components/form.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { EmptyState } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { LoadMore } from '../../components/paged.tsx'
 import { filtersFromParams, filtersToParams, hasFilters, listQuery, matchesFilters, RANGE_LABELS, RANGES, type RunFilters } from './run-filters.ts'
-import { formatDuration, formatTime, isActive, runDuration, RUN_STATUS_OPTIONS, RUN_TRIGGER_OPTIONS, shortId, statusLabel, statusTone, triggerLabel } from './status.ts'
+import { formatDuration, isActive, runDuration, RUN_STATUS_OPTIONS, RUN_TRIGGER_OPTIONS, shortId, statusLabel, statusTone, triggerLabel } from './status.ts'
 import './runs.css'
 
 type RunsPageData = Ok<Awaited<ReturnType<typeof api.runs.$get>>>
@@ -147,14 +151,9 @@ export function RunsPage() {
         </Match>
         <Match when={rows().length > 0}>
           <RunsTable rows={rows()} now={now()} busy={state() === 'loading'} />
-          <div class="list-footer">
-            <Show when={moreError()}>{(err) => <ErrorPanel title="Could not load more runs" error={err()} onRetry={() => void loadMore()} />}</Show>
-            <Show when={next()} fallback={<p class="hint">{rows().length === 1 ? 'One run' : `All ${rows().length} runs`} shown.</p>}>
-              <button type="button" class="button" disabled={loadingMore()} onClick={() => void loadMore()}>
-                {loadingMore() ? 'Loading…' : 'Load more runs'}
-              </button>
-            </Show>
-          </div>
+          <LoadMore list={{ hasMore: () => next() !== null, loadingMore, moreError, loadMore }} what="runs">
+            <Show when={!next()}>{rows().length === 1 ? 'One run' : `All ${rows().length} runs`} shown.</Show>
+          </LoadMore>
         </Match>
       </Switch>
     </div>
@@ -163,43 +162,25 @@ export function RunsPage() {
 
 function RunsTable(props: { rows: RunItem[]; now: number; busy: boolean }) {
   return (
-    <div class="table-wrap" aria-busy={props.busy}>
-      <table class="data runs-table">
-        <caption class="visually-hidden">Runs, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Run</th>
-            <th scope="col">Status</th>
-            <th scope="col">Trigger</th>
-            <th scope="col">Requested by</th>
-            <th scope="col">Targets</th>
-            <th scope="col">Created</th>
-            <th scope="col">Duration</th>
-          </tr>
-        </thead>
-        <tbody>
-          <For each={props.rows}>
-            {(r) => (
-              <tr>
-                <td>
-                  <A href={`/runs/${r.id}`} class="run-link">
-                    <span class="run-job">{r.job_name}</span> <span class="mono run-id">{shortId(r.id)}</span>
-                  </A>
-                </td>
-                <td>
-                  <span class={`badge small tone-${statusTone(r.status)}`}>{statusLabel(r.status)}</span>
-                </td>
-                <td>{triggerLabel(r.trigger)}</td>
-                <td>{r.requested_by ?? '—'}</td>
-                <td>{r.target_count}</td>
-                <td>{formatTime(r.created_at)}</td>
-                <td>{formatDuration(runDuration(r, props.now))}</td>
-              </tr>
-            )}
-          </For>
-        </tbody>
-      </table>
-    </div>
+    <DataTable label="Runs, newest first" columns={['Run', 'Status', 'Trigger', 'Requested by', 'Targets', 'Created', 'Duration']} busy={props.busy} class="runs-table" each={props.rows}>
+      {(r) => (
+        <tr>
+          <td>
+            <A href={`/runs/${r.id}`} class="run-link">
+              <span class="run-job">{r.job_name}</span> <span class="mono run-id">{shortId(r.id)}</span>
+            </A>
+          </td>
+          <td>
+            <Badge tone={statusTone(r.status)}>{statusLabel(r.status)}</Badge>
+          </td>
+          <td>{triggerLabel(r.trigger)}</td>
+          <td>{r.requested_by ?? '—'}</td>
+          <td>{r.target_count}</td>
+          <td>{formatDateTime(r.created_at)}</td>
+          <td>{formatDuration(runDuration(r, props.now))}</td>
+        </tr>
+      )}
+    </DataTable>
   )
 }
 

@@ -1,12 +1,11 @@
 // Presentation rules for runs: status tones and labels, durations, times. No Solid, no DOM.
 import type { RunStatus, RunTrigger } from '../../../../controller/src/runs/runs.sql.ts'
+import type { Tone } from '../../components/badge.tsx'
 
 export type { RunStatus, RunTrigger }
 
 export const RUN_STATUS_OPTIONS: readonly RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'skipped', 'agent_lost', 'interrupted', 'system_error']
 export const RUN_TRIGGER_OPTIONS: readonly RunTrigger[] = ['manual', 'retry', 'schedule', 'dependency']
-
-export type Tone = 'good' | 'bad' | 'neutral' | 'active'
 
 export function isActive(status: RunStatus | null | undefined): boolean {
   return status === 'queued' || status === 'running'
@@ -66,14 +65,6 @@ export function runDuration(r: { started_at: string | null; finished_at: string 
   if (!r.started_at) return null
   const end = r.finished_at ? Date.parse(r.finished_at) : now
   return end - Date.parse(r.started_at)
-}
-
-const TIME = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' })
-
-export function formatTime(iso: string | null | undefined): string {
-  if (!iso) return '—'
-  const d = new Date(iso)
-  return Number.isNaN(d.getTime()) ? iso : TIME.format(d)
 }
 
 export const shortId = (id: string) => id.slice(0, 8)

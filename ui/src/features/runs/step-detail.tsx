@@ -1,8 +1,10 @@
 import { createEffect, createResource, on, Show } from 'solid-js'
 import { api, unwrap } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { formatDateTime } from '../../components/format.ts'
 import { Loaded } from '../../components/loaded.tsx'
 import type { RunLive } from './run-live.ts'
-import { formatDuration, formatTime, statusLabel, statusTone } from './status.ts'
+import { formatDuration, statusLabel, statusTone } from './status.ts'
 
 interface Props {
   runId: string
@@ -36,7 +38,7 @@ export function StepDetail(props: Props) {
             <dd>{s.target_name ?? 'controller'}</dd>
             <dt>Status</dt>
             <dd>
-              <span class={`badge small tone-${statusTone(s.status)}`}>{statusLabel(s.status)}</span>
+              <Badge tone={statusTone(s.status)}>{statusLabel(s.status)}</Badge>
             </dd>
             <dt>Attempt</dt>
             <dd>{s.attempt}</dd>
@@ -47,7 +49,7 @@ export function StepDetail(props: Props) {
               <dd>{s.signal ? `signal ${s.signal}` : `code ${s.exit_code}`}</dd>
             </Show>
             <dt>Started</dt>
-            <dd>{formatTime(s.started_at)}</dd>
+            <dd>{formatDateTime(s.started_at)}</dd>
             <dt>Duration</dt>
             <dd>{formatDuration(s.duration_ms)}</dd>
             <Show when={s.truncated}>

@@ -1,4 +1,5 @@
 import { createMemo, createSignal, createUniqueId, For, Show } from 'solid-js'
+import { Badge } from '../../components/badge.tsx'
 import type { RunLive } from './run-live.ts'
 import { statusLabel, statusTone } from './status.ts'
 import { StepGridModel } from './step-grid-model.ts'
@@ -75,7 +76,7 @@ export function StepGrid(props: Props) {
                                   title={c().error ?? (c().exitCode !== null ? `exit code ${c().exitCode}` : undefined)}
                                   onClick={() => props.onSelect(c().stepRunId)}
                                 >
-                                  <span class={`badge small tone-${statusTone(c().status)}`}>{statusLabel(c().status)}</span>
+                                  <Badge tone={statusTone(c().status)}>{statusLabel(c().status)}</Badge>
                                   <Show when={c().attempt > 1}>
                                     <span class="grid-attempt">×{c().attempt}</span>
                                   </Show>

@@ -2,10 +2,11 @@ import { A } from '@solidjs/router'
 import { createSignal, createUniqueId, For, Show } from 'solid-js'
 import type { FireStatus } from '../../../../controller/src/scheduler/scheduler.sql.ts'
 import { getJson } from '../../api.ts'
+import { Badge, toneOf, words } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { EmptyState } from '../../components/loaded.tsx'
-import { StatusBadge, toneOf, words } from './kit.tsx'
-import { createPaged } from './paged.ts'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
 import { formatInZone } from './time.ts'
 import type { FirePage } from './types.ts'
 
@@ -53,64 +54,41 @@ export function FireHistory(props: { scheduleId: string; timezone: string }) {
                 </option>}</For>
           </select>
         </div>
-        <button type="button" class="button small" onClick={list.reload} disabled={list.loading()}>
+        <button type="button" class="button small" onClick={() => void list.reload()} disabled={list.loading()}>
           Refresh
         </button>
       </div>
-      <Show when={!list.error()} fallback={<ErrorPanel title="Could not load the fire history" error={list.error()} onRetry={list.reload} />}>
+      <Show when={!list.error()} fallback={<ErrorPanel title="Could not load the fire history" error={list.error()} onRetry={() => void list.reload()} />}>
         <Show when={list.loaded()} fallback={<p class="hint" aria-busy="true">Loading fires…</p>}>
           <Show when={list.items().length > 0} fallback={<EmptyState title={status() ? 'No fires with this status' : 'No fires yet'}>{status() ? null : <p>Occurrences appear here as the scheduler decides them.</p>}</EmptyState>}>
-            <div class="table-wrap flat">
-              <table class="data" aria-label="Fire history">
-                <thead>
-                  <tr>
-                    <th scope="col">Occurrence</th>
-                    <th scope="col">Outcome</th>
-                    <th scope="col">Reason</th>
-                    <th scope="col">Run</th>
-                    <th scope="col">Attempt</th>
-                    <th scope="col">Lag</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={list.items()}>
-                    {(f) => (
-                      <tr>
-                        <td>
-                          <time datetime={f.fire_at}>{formatInZone(f.fire_at, props.timezone)}</time>
-                        </td>
-                        <td>
-                          <StatusBadge tone={toneOf(f.status)}>{STATUSES[f.status] ?? f.status}</StatusBadge>
-                        </td>
-                        <td class="wrap">
-                          {f.reason ? words(f.reason) : '—'}
-                          <Show when={detailOf(f.detail)}>{(d) => <div class="hint">{d()}</div>}</Show>
-                        </td>
-                        <td>
-                          <Show when={f.run_id} fallback="—">
-                            {(run) => (
-                              <A href={`/runs/${run()}`} class="mono">
-                                Run {run().slice(0, 8)}
-                              </A>
-                            )}
-                          </Show>
-                        </td>
-                        <td>{f.attempt}</td>
-                        <td>{f.lag_ms === null ? '—' : f.lag_ms < 1000 ? `${f.lag_ms} ms` : `${(f.lag_ms / 1000).toFixed(1)} s`}</td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
-            <Show when={list.moreError()}>{(err) => <ErrorPanel title="Could not load more fires" error={err()} onRetry={list.more} />}</Show>
-            <Show when={list.hasMore()}>
-              <div class="load-more">
-                <button type="button" class="button" onClick={list.more} disabled={list.loading()}>
-                  {list.loading() ? 'Loading…' : 'Load more fires'}
-                </button>
-              </div>
-            </Show>
+            <DataTable label="Fire history" columns={['Occurrence', 'Outcome', 'Reason', 'Run', 'Attempt', 'Lag']} wrapClass="flat" each={list.items()}>
+              {(f) => (
+                <tr>
+                  <td>
+                    <time datetime={f.fire_at}>{formatInZone(f.fire_at, props.timezone)}</time>
+                  </td>
+                  <td>
+                    <Badge tone={toneOf(f.status)}>{STATUSES[f.status] ?? f.status}</Badge>
+                  </td>
+                  <td class="wrap">
+                    {f.reason ? words(f.reason) : '—'}
+                    <Show when={detailOf(f.detail)}>{(d) => <div class="hint">{d()}</div>}</Show>
+                  </td>
+                  <td>
+                    <Show when={f.run_id} fallback="—">
+                      {(run) => (
+                        <A href={`/runs/${run()}`} class="mono">
+                          Run {run().slice(0, 8)}
+                        </A>
+                      )}
+                    </Show>
+                  </td>
+                  <td>{f.attempt}</td>
+                  <td>{f.lag_ms === null ? '—' : f.lag_ms < 1000 ? `${f.lag_ms} ms` : `${(f.lag_ms / 1000).toFixed(1)} s`}</td>
+                </tr>
+              )}
+            </DataTable>
+            <LoadMore list={list} what="fires" />
           </Show>
         </Show>
       </Show>

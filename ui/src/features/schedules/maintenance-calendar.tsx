@@ -3,9 +3,9 @@ import { createMemo, createResource, createSignal, For, Show } from 'solid-js'
 import { api, unwrap } from '../../api.ts'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { entriesFor, monthGrid, MONTHS, todayIn, type Day } from './calendar.ts'
-import { ZoneField } from './kit.tsx'
 import { browserZone } from './time.ts'
 import type { Opening } from './types.ts'
+import { ZoneField } from './zone-field.tsx'
 
 /*
  * A month of maintenance windows: every opening the server computes for the six weeks shown

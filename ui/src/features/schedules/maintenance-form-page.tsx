@@ -1,17 +1,20 @@
-import { A, useNavigate, useParams } from '@solidjs/router'
+import { useNavigate, useParams } from '@solidjs/router'
 import { createResource, createSignal, For, Index, Match, Show, Switch } from 'solid-js'
 import { createStore, produce } from 'solid-js/store'
 import type { Weekday, WindowAction, WindowKind } from '../../../../controller/src/scheduler/maintenance.sql.ts'
 import { api, getJson, send, unwrap } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { ConfirmButton } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, Field, SelectField, TextAreaField } from '../../components/form.tsx'
+import { createSubmit, Field, SaveActions, SelectField, TextAreaField } from '../../components/form.tsx'
+import { LoadById } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
 import { CronBuilder } from './cron-builder.tsx'
-import { ConfirmDialog, StatusBadge, ZoneField } from './kit.tsx'
 import { SchedulesNav } from './schedules-nav.tsx'
 import { browserZone, formatInZone, instantToWall, wallToInstant } from './time.ts'
 import type { GroupList, MaintenanceWindow } from './types.ts'
+import { ZoneField } from './zone-field.tsx'
 import './schedules.css'
 
 /*
@@ -101,9 +104,16 @@ export function MaintenanceFormPage() {
   const params = useParams<{ id?: string }>()
   return (
     <section class="maintenance-form-page">
-      <Show
-        when={params.id}
-        keyed
+      <LoadById
+        id={params.id}
+        fetch={(id) => unwrap(api['maintenance-windows'][':id'].$get({ param: { id } }), 'GET /maintenance-windows/:id')}
+        what="the maintenance window"
+        header={
+          <>
+            <PageHeader title="Maintenance window" />
+            <SchedulesNav />
+          </>
+        }
         fallback={
           <>
             <PageHeader title="New maintenance window" subtitle="Skip or defer scheduled runs while it is open." />
@@ -112,53 +122,15 @@ export function MaintenanceFormPage() {
           </>
         }
       >
-        {(id) => <LoadWindow id={id} />}
-      </Show>
+        {(value, update) => <ExistingWindow window={value()} onChanged={update} />}
+      </LoadById>
     </section>
-  )
-}
-
-function LoadWindow(props: { id: string }) {
-  const [win, { refetch, mutate }] = createResource(
-    () => props.id,
-    (id) => unwrap(api['maintenance-windows'][':id'].$get({ param: { id } }), 'GET /maintenance-windows/:id'),
-  )
-  return (
-    <Show
-      when={!win.error}
-      fallback={
-        <>
-          <PageHeader title="Maintenance window" />
-          <SchedulesNav />
-          <ErrorPanel title="Could not load the maintenance window" error={win.error} onRetry={() => void refetch()} />
-        </>
-      }
-    >
-      <Show when={win.latest} fallback={<div class="card card-loading" aria-busy="true">Loading maintenance window…</div>}>
-        {(w) => <ExistingWindow window={w()} onChanged={(next) => mutate(next)} />}
-      </Show>
-    </Show>
   )
 }
 
 function ExistingWindow(props: { window: MaintenanceWindow; onChanged: (w: MaintenanceWindow) => void }) {
   const navigate = useNavigate()
-  const [confirm, setConfirm] = createSignal(false)
-  const [busy, setBusy] = createSignal(false)
-  const [actionError, setActionError] = createSignal<unknown>(null)
   const w = () => props.window
-  const remove = async () => {
-    setBusy(true)
-    try {
-      await send('DELETE', `/api/v1/maintenance-windows/${w().id}`)
-      navigate('/schedules/maintenance')
-    } catch (err) {
-      setActionError(err)
-      setConfirm(false)
-    } finally {
-      setBusy(false)
-    }
-  }
   return (
     <>
       <PageHeader
@@ -166,9 +138,19 @@ function ExistingWindow(props: { window: MaintenanceWindow; onChanged: (w: Maint
         subtitle={`${KINDS[w().kind]} · ${w().timezone} · ${w().action}`}
         actions={
           <Show when={can('operator')}>
-            <button type="button" class="button danger" disabled={busy()} onClick={() => setConfirm(true)}>
-              Delete
-            </button>
+            <ConfirmButton
+              label="Delete"
+              title={`Delete maintenance window “${w().name}”?`}
+              confirmLabel="Delete window"
+              danger
+              errorTitle="Could not delete the window"
+              action={async () => {
+                await send('DELETE', `/api/v1/maintenance-windows/${w().id}`)
+                navigate('/schedules/maintenance')
+              }}
+            >
+              <p>Scheduled fires it would have skipped or deferred run as usual again.</p>
+            </ConfirmButton>
           </Show>
         }
       />
@@ -176,15 +158,11 @@ function ExistingWindow(props: { window: MaintenanceWindow; onChanged: (w: Maint
       <Show when={w().active}>
         {(a) => (
           <p class="open-now">
-            <StatusBadge tone="warn">Open now</StatusBadge> until {formatInZone(a().end, w().timezone)}
+            <Badge tone="active">Open now</Badge> until {formatInZone(a().end, w().timezone)}
           </p>
         )}
       </Show>
-      <Show when={actionError()}>{(err) => <ErrorPanel title="Could not delete the window" error={err()} />}</Show>
       <WindowEditor existing={w()} onSaved={props.onChanged} />
-      <ConfirmDialog open={confirm()} title={`Delete maintenance window “${w().name}”?`} confirmLabel="Delete window" danger pending={busy()} onConfirm={() => void remove()} onClose={() => setConfirm(false)}>
-        <p>Scheduled fires it would have skipped or deferred run as usual again.</p>
-      </ConfirmDialog>
     </>
   )
 }
@@ -344,21 +322,8 @@ function WindowEditor(props: { existing?: MaintenanceWindow; onSaved: (w: Mainte
           <For each={Object.entries(ACTIONS)}>{([v, label]) => <option value={v} selected={form.action === v}>{label}</option>}</For>
         </SelectField>
       </fieldset>
-      <Show when={error()}>{(e) => <ErrorPanel title="Could not save the maintenance window" error={e()} />}</Show>
       <Show when={can('operator')}>
-        <div class="form-actions">
-          <Show when={saved()}>
-            <span class="saved-note" role="status">
-              Saved
-            </span>
-          </Show>
-          <A href="/schedules/maintenance" class="button">
-            {props.existing ? 'Back' : 'Cancel'}
-          </A>
-          <button type="submit" class="button primary" disabled={pending()}>
-            {pending() ? 'Saving…' : 'Save window'}
-          </button>
-        </div>
+        <SaveActions label="Save window" pending={pending()} saved={saved()} error={error()} errorTitle="Could not save the maintenance window" back={{ href: '/schedules/maintenance', label: props.existing ? 'Back' : 'Cancel' }} />
       </Show>
     </form>
   )

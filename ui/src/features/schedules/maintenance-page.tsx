@@ -1,14 +1,15 @@
 import { A } from '@solidjs/router'
-import { createResource, For, Show } from 'solid-js'
+import { createResource, Show } from 'solid-js'
 import { api, unwrap } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
+import { formatDuration } from '../../components/format.ts'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
-import { PageHeader } from '../../components/page-header.tsx'
-import { can } from '../../session.ts'
+import { NewLink, PageHeader } from '../../components/page-header.tsx'
 import { describeCron } from './cron-presets.ts'
-import { StatusBadge } from './kit.tsx'
 import { MaintenanceCalendar } from './maintenance-calendar.tsx'
 import { SchedulesNav } from './schedules-nav.tsx'
-import { formatDuration, formatInZone } from './time.ts'
+import { formatInZone } from './time.ts'
 import type { MaintenanceWindow } from './types.ts'
 import './schedules.css'
 
@@ -47,11 +48,9 @@ export function MaintenancePage() {
         title="Maintenance windows"
         subtitle="Times when scheduled fires on the targets they cover are skipped or deferred."
         actions={
-          <Show when={can('operator')}>
-            <A href="/schedules/maintenance/new" class="button primary">
-              New window
-            </A>
-          </Show>
+          <NewLink href="/schedules/maintenance/new" role="operator">
+            New window
+          </NewLink>
         }
       />
       <SchedulesNav />
@@ -67,48 +66,31 @@ export function MaintenancePage() {
               </EmptyState>
             }
           >
-            <div class="table-wrap">
-              <table class="data" aria-label="Maintenance windows">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Kind</th>
-                    <th scope="col">When</th>
-                    <th scope="col">Zone</th>
-                    <th scope="col">Applies to</th>
-                    <th scope="col">Action</th>
-                    <th scope="col">State</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={list.items}>
-                    {(w) => (
-                      <tr data-window={w.name}>
-                        <td>
-                          <A href={`/schedules/maintenance/${w.id}`} class="strong-link">
-                            {w.name}
-                          </A>
-                        </td>
-                        <td>{KIND[w.kind]}</td>
-                        <td class="wrap">{windowWhen(w)}</td>
-                        <td>{w.timezone}</td>
-                        <td class="wrap">{appliesToText(w)}</td>
-                        <td>
-                          <StatusBadge tone={w.action === 'skip' ? 'bad' : 'warn'}>{w.action}</StatusBadge>
-                        </td>
-                        <td>
-                          <Show when={w.enabled} fallback={<StatusBadge tone="neutral">disabled</StatusBadge>}>
-                            <Show when={w.active} fallback={<StatusBadge tone="good">enabled</StatusBadge>}>
-                              {(a) => <StatusBadge tone="warn" title={`until ${formatInZone(a().end, w.timezone)}`}>open now</StatusBadge>}
-                            </Show>
-                          </Show>
-                        </td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Maintenance windows" columns={['Name', 'Kind', 'When', 'Zone', 'Applies to', 'Action', 'State']} each={list.items}>
+              {(w) => (
+                <tr data-window={w.name}>
+                  <td>
+                    <A href={`/schedules/maintenance/${w.id}`} class="strong-link">
+                      {w.name}
+                    </A>
+                  </td>
+                  <td>{KIND[w.kind]}</td>
+                  <td class="wrap">{windowWhen(w)}</td>
+                  <td>{w.timezone}</td>
+                  <td class="wrap">{appliesToText(w)}</td>
+                  <td>
+                    <Badge tone={w.action === 'skip' ? 'bad' : 'active'}>{w.action}</Badge>
+                  </td>
+                  <td>
+                    <Show when={w.enabled} fallback={<Badge tone="neutral">disabled</Badge>}>
+                      <Show when={w.active} fallback={<Badge tone="good">enabled</Badge>}>
+                        {(a) => <Badge tone="active" title={`until ${formatInZone(a().end, w.timezone)}`}>open now</Badge>}
+                      </Show>
+                    </Show>
+                  </td>
+                </tr>
+              )}
+            </DataTable>
           </Show>
         )}
       </Loaded>

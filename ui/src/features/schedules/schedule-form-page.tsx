@@ -1,21 +1,27 @@
-import { A, useNavigate, useParams } from '@solidjs/router'
+import { useNavigate, useParams } from '@solidjs/router'
 import { batch, createEffect, createMemo, createResource, createSignal, For, on, Show } from 'solid-js'
 import { createStore } from 'solid-js/store'
-import type { ConcurrencyPolicy, MisfirePolicy } from '../../../../controller/src/scheduler/scheduler.sql.ts'
 import type { ParameterDef } from '../../../../controller/src/jobs/definition.ts'
+import type { ConcurrencyPolicy, MisfirePolicy } from '../../../../controller/src/scheduler/scheduler.sql.ts'
 import { api, getJson, send, unwrap } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { Badge } from '../../components/badge.tsx'
+import { ConfirmButton } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, Field, SelectField, TextAreaField } from '../../components/form.tsx'
+import { createSubmit, Field, SaveActions, SelectField, TextAreaField } from '../../components/form.tsx'
+import { relativeTime } from '../../components/format.ts'
+import { LoadById } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { useNow } from '../../components/time.tsx'
 import { can } from '../../session.ts'
 import { CronBuilder } from './cron-builder.tsx'
 import { FireHistory } from './fire-history.tsx'
-import { ConfirmDialog, StatusBadge, ZoneField } from './kit.tsx'
 import { NextFires } from './next-fires.tsx'
 import { ParamsEditor, parametersToSend, SECRET_MASK } from './params-editor.tsx'
 import { SchedulesNav } from './schedules-nav.tsx'
-import { browserZone, formatInZone, instantToWall, relative, wallToInstant } from './time.ts'
+import { browserZone, formatInZone, instantToWall, wallToInstant } from './time.ts'
 import type { JobList, Schedule } from './types.ts'
+import { ZoneField } from './zone-field.tsx'
 import './schedules.css'
 
 /*
@@ -105,9 +111,16 @@ export function ScheduleFormPage() {
   const params = useParams<{ id?: string }>()
   return (
     <section class="schedule-page">
-      <Show
-        when={params.id}
-        keyed
+      <LoadById
+        id={params.id}
+        fetch={(id) => unwrap(api.schedules[':id'].$get({ param: { id } }), 'GET /schedules/:id')}
+        what="the schedule"
+        header={
+          <>
+            <PageHeader title="Schedule" />
+            <SchedulesNav />
+          </>
+        }
         fallback={
           <>
             <PageHeader title="New schedule" subtitle="Run a job on a cron expression in a time zone." />
@@ -116,64 +129,17 @@ export function ScheduleFormPage() {
           </>
         }
       >
-        {(id) => <LoadSchedule id={id} />}
-      </Show>
+        {(value, update) => <ExistingSchedule schedule={value()} onChanged={update} />}
+      </LoadById>
     </section>
-  )
-}
-
-/** One schedule, loaded; a different id in the URL is a different page (keyed above). */
-function LoadSchedule(props: { id: string }) {
-  const [schedule, { refetch, mutate }] = createResource(() => props.id, (sid) => unwrap(api.schedules[':id'].$get({ param: { id: sid } }), 'GET /schedules/:id'))
-  return (
-    <Show
-      when={!schedule.error}
-      fallback={
-        <>
-          <PageHeader title="Schedule" />
-          <SchedulesNav />
-          <ErrorPanel title="Could not load the schedule" error={schedule.error} onRetry={() => void refetch()} />
-        </>
-      }
-    >
-      <Show when={schedule.latest} fallback={<div class="card card-loading" aria-busy="true">Loading schedule…</div>}>
-        {(s) => <ExistingSchedule schedule={s()} onChanged={(next) => mutate(next)} />}
-      </Show>
-    </Show>
   )
 }
 
 function ExistingSchedule(props: { schedule: Schedule; onChanged: (s: Schedule) => void }) {
   const navigate = useNavigate()
-  const [confirmDelete, setConfirmDelete] = createSignal(false)
-  const [actionError, setActionError] = createSignal<unknown>(null)
-  const [busy, setBusy] = createSignal(false)
+  const now = useNow()
   const s = () => props.schedule
-
-  const setEnabled = async (enabled: boolean) => {
-    setBusy(true)
-    setActionError(null)
-    try {
-      props.onChanged(await send<Schedule>('PUT', `/api/v1/schedules/${s().id}`, { enabled }))
-    } catch (err) {
-      setActionError(err)
-    } finally {
-      setBusy(false)
-    }
-  }
-  const remove = async () => {
-    setBusy(true)
-    setActionError(null)
-    try {
-      await send('DELETE', `/api/v1/schedules/${s().id}`)
-      navigate('/schedules')
-    } catch (err) {
-      setActionError(err)
-      setConfirmDelete(false)
-    } finally {
-      setBusy(false)
-    }
-  }
+  const setEnabled = createAction(async (enabled: boolean) => props.onChanged(await send<Schedule>('PUT', `/api/v1/schedules/${s().id}`, { enabled })))
 
   return (
     <>
@@ -182,12 +148,22 @@ function ExistingSchedule(props: { schedule: Schedule; onChanged: (s: Schedule) 
         subtitle={`${s().job_name ?? 'Deleted job'} · ${s().cron} · ${s().timezone}`}
         actions={
           <Show when={can('operator')}>
-            <button type="button" class="button" disabled={busy()} onClick={() => void setEnabled(!s().enabled)}>
+            <button type="button" class="button" disabled={setEnabled.pending()} onClick={() => void setEnabled.run(!s().enabled)}>
               {s().enabled ? 'Disable' : 'Enable'}
             </button>
-            <button type="button" class="button danger" disabled={busy()} onClick={() => setConfirmDelete(true)}>
-              Delete
-            </button>
+            <ConfirmButton
+              label="Delete"
+              title={`Delete schedule “${s().name}”?`}
+              confirmLabel="Delete schedule"
+              danger
+              errorTitle="Could not delete the schedule"
+              action={async () => {
+                await send('DELETE', `/api/v1/schedules/${s().id}`)
+                navigate('/schedules')
+              }}
+            >
+              <p>It stops firing at once. Its fire history stays readable in the audit log and its runs.</p>
+            </ConfirmButton>
           </Show>
         }
       />
@@ -196,10 +172,10 @@ function ExistingSchedule(props: { schedule: Schedule; onChanged: (s: Schedule) 
         <dl class="facts">
           <dt>Status</dt>
           <dd>
-            <StatusBadge tone={s().enabled ? 'good' : 'neutral'}>{s().enabled ? 'Enabled' : 'Disabled'}</StatusBadge>
+            <Badge tone={s().enabled ? 'good' : 'neutral'}>{s().enabled ? 'Enabled' : 'Disabled'}</Badge>
           </dd>
           <dt>Next fire</dt>
-          <dd data-testid="next-fire">{s().next_fire_at ? `${formatInZone(s().next_fire_at, s().timezone)} (${relative(s().next_fire_at)})` : s().enabled ? 'none left' : '— (disabled)'}</dd>
+          <dd data-testid="next-fire">{s().next_fire_at ? `${formatInZone(s().next_fire_at, s().timezone)} (${relativeTime(s().next_fire_at, now())})` : s().enabled ? 'none left' : '— (disabled)'}</dd>
           <dt>Last fire</dt>
           <dd>{s().last_fire_at ? formatInZone(s().last_fire_at, s().timezone) : 'never'}</dd>
           <dt>Changed</dt>
@@ -209,12 +185,9 @@ function ExistingSchedule(props: { schedule: Schedule; onChanged: (s: Schedule) 
           </dd>
         </dl>
       </div>
-      <Show when={actionError()}>{(err) => <ErrorPanel title="Could not change the schedule" error={err()} />}</Show>
+      <Show when={setEnabled.error()}>{(err) => <ErrorPanel title="Could not change the schedule" error={err()} />}</Show>
       <ScheduleForm existing={s()} onSaved={(saved) => props.onChanged(saved)} />
       <FireHistory scheduleId={s().id} timezone={s().timezone} />
-      <ConfirmDialog open={confirmDelete()} title={`Delete schedule “${s().name}”?`} confirmLabel="Delete schedule" danger pending={busy()} onConfirm={() => void remove()} onClose={() => setConfirmDelete(false)}>
-        <p>It stops firing at once. Its fire history stays readable in the audit log and its runs.</p>
-      </ConfirmDialog>
     </>
   )
 }
@@ -360,23 +333,8 @@ function ScheduleForm(props: { existing?: Schedule; onSaved: (s: Schedule) => vo
             </div>
           </fieldset>
 
-          <Show when={error()}>{(err) => <ErrorPanel title="Could not save the schedule" error={err()} />}</Show>
           <Show when={can('operator')}>
-            <div class="form-actions">
-              <Show when={saved()}>
-                <span class="saved-note" role="status">
-                  Saved
-                </span>
-              </Show>
-              <Show when={!props.existing}>
-                <A href="/schedules" class="button">
-                  Cancel
-                </A>
-              </Show>
-              <button type="submit" class="button primary" disabled={pending()}>
-                {pending() ? 'Saving…' : 'Save schedule'}
-              </button>
-            </div>
+            <SaveActions label="Save schedule" pending={pending()} saved={saved()} error={error()} errorTitle="Could not save the schedule" back={props.existing ? undefined : { href: '/schedules', label: 'Cancel' }} />
           </Show>
         </div>
         <aside class="schedule-side">

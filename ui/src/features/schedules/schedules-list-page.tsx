@@ -1,15 +1,19 @@
 import { A, useSearchParams } from '@solidjs/router'
-import { createResource, createSignal, For, onCleanup, Show } from 'solid-js'
+import { createResource, Show } from 'solid-js'
 import { api, getJson, send, unwrap } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { Badge, toneOf, words } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
+import { relativeTime } from '../../components/format.ts'
 import { EmptyState } from '../../components/loaded.tsx'
-import { PageHeader } from '../../components/page-header.tsx'
+import { NewLink, PageHeader } from '../../components/page-header.tsx'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
+import { useNow } from '../../components/time.tsx'
 import { can } from '../../session.ts'
 import { describeCron } from './cron-presets.ts'
-import { StatusBadge, toneOf, words } from './kit.tsx'
-import { createPaged } from './paged.ts'
 import { SchedulesNav } from './schedules-nav.tsx'
-import { formatShortInZone, relative } from './time.ts'
+import { formatShortInZone } from './time.ts'
 import type { Schedule, ScheduleItem, ScheduleList } from './types.ts'
 import './schedules.css'
 
@@ -26,24 +30,11 @@ export function SchedulesListPage() {
     return getJson<ScheduleList>(`/api/v1/schedules?${q}`)
   })
   const [status, { refetch: refetchStatus }] = createResource(() => unwrap(api.scheduler.status.$get(), 'GET /scheduler/status'))
-  const [now, setNow] = createSignal(Date.now())
-  const tick = setInterval(() => setNow(Date.now()), 30_000)
-  onCleanup(() => clearInterval(tick))
-  const [toggleError, setToggleError] = createSignal<unknown>(null)
-  const [toggling, setToggling] = createSignal<string | null>(null)
-
-  const toggle = async (s: ScheduleItem) => {
-    setToggling(s.id)
-    setToggleError(null)
-    try {
-      const saved = await send<Schedule>('PUT', `/api/v1/schedules/${s.id}`, { enabled: !s.enabled })
-      list.update((items) => items.map((i) => (i.id === s.id ? { ...i, ...saved } : i)))
-    } catch (err) {
-      setToggleError(err)
-    } finally {
-      setToggling(null)
-    }
-  }
+  const now = useNow()
+  const toggle = createAction(async (s: ScheduleItem) => {
+    const saved = await send<Schedule>('PUT', `/api/v1/schedules/${s.id}`, { enabled: !s.enabled })
+    list.update((i) => (i.id === s.id ? { ...i, ...saved } : i))
+  })
 
   return (
     <section class="schedules-page">
@@ -51,21 +42,19 @@ export function SchedulesListPage() {
         title="Schedules"
         subtitle="Jobs fired on cron expressions, each in its own time zone."
         actions={
-          <Show when={can('operator')}>
-            <A href="/schedules/new" class="button primary">
-              New schedule
-            </A>
-          </Show>
+          <NewLink href="/schedules/new" role="operator">
+            New schedule
+          </NewLink>
         }
       />
       <SchedulesNav />
       <Show when={status()}>
         {(s) => (
           <p class="scheduler-status" data-testid="scheduler-status">
-            <StatusBadge tone={s().paused ? 'bad' : 'good'}>{s().paused ? 'Scheduler paused' : 'Scheduler running'}</StatusBadge>
+            <Badge tone={s().paused ? 'bad' : 'good'}>{s().paused ? 'Scheduler paused' : 'Scheduler running'}</Badge>
             <span class="hint">
-              {s().paused ? `Paused by ${s().paused_by ?? 'someone'} ${relative(s().paused_at, now())}. ` : ''}
-              {s().last_tick_at ? `Last tick ${relative(s().last_tick_at, now())}` : 'No tick yet'}
+              {s().paused ? `Paused by ${s().paused_by ?? 'someone'} ${relativeTime(s().paused_at, now())}. ` : ''}
+              {s().last_tick_at ? `Last tick ${relativeTime(s().last_tick_at, now())}` : 'No tick yet'}
               {s().leader_node ? ` on ${s().leader_node}` : ''}.
             </span>
           </p>
@@ -99,10 +88,10 @@ export function SchedulesListPage() {
           </Show>
         </span>
       </div>
-      <Show when={toggleError()}>{(err) => <ErrorPanel title="Could not change the schedule" error={err()} />}</Show>
+      <Show when={toggle.error()}>{(err) => <ErrorPanel title="Could not change the schedule" error={err()} />}</Show>
       <Show
         when={!list.error()}
-        fallback={<ErrorPanel title="Could not load schedules" error={list.error()} onRetry={list.reload} />}
+        fallback={<ErrorPanel title="Could not load schedules" error={list.error()} onRetry={() => void list.reload()} />}
       >
         <Show when={list.loaded()} fallback={<div class="card card-loading" aria-busy="true">Loading schedules…</div>}>
           <Show
@@ -110,103 +99,78 @@ export function SchedulesListPage() {
             fallback={
               <EmptyState title={filter().enabled || filter().job ? 'No schedules match' : 'No schedules yet'}>
                 <p>A schedule runs a job on a cron expression in a time zone you choose.</p>
-                <Show when={can('operator')}>
-                  <A href="/schedules/new" class="button primary">
-                    New schedule
-                  </A>
-                </Show>
+                <NewLink href="/schedules/new" role="operator">
+                  New schedule
+                </NewLink>
               </EmptyState>
             }
           >
-            <div class="table-wrap">
-              <table class="data" aria-label="Schedules">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Job</th>
-                    <th scope="col">When (zone)</th>
-                    <th scope="col">Enabled</th>
-                    <th scope="col">Next fire</th>
-                    <th scope="col">Last fire</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={list.items()}>
-                    {(s) => (
-                      <tr data-schedule={s.name}>
-                        <td>
-                          <A href={`/schedules/${s.id}`} class="strong-link">
-                            {s.name}
-                          </A>
-                        </td>
-                        <td>{s.job_name ?? <span class="hint">deleted job</span>}</td>
-                        <td>
-                          <div>{describeCron(s.cron) ?? 'Custom'}</div>
-                          <div class="hint">
-                            <code class="cron-code">{s.cron}</code> · {s.timezone}
+            <DataTable label="Schedules" columns={['Name', 'Job', 'When (zone)', 'Enabled', 'Next fire', 'Last fire']} each={list.items()}>
+              {(s) => (
+                <tr data-schedule={s.name}>
+                  <td>
+                    <A href={`/schedules/${s.id}`} class="strong-link">
+                      {s.name}
+                    </A>
+                  </td>
+                  <td>{s.job_name ?? <span class="hint">deleted job</span>}</td>
+                  <td>
+                    <div>{describeCron(s.cron) ?? 'Custom'}</div>
+                    <div class="hint">
+                      <code class="cron-code">{s.cron}</code> · {s.timezone}
+                    </div>
+                  </td>
+                  <td>
+                    <Show when={can('operator')} fallback={<Badge tone={s.enabled ? 'good' : 'neutral'}>{s.enabled ? 'Enabled' : 'Disabled'}</Badge>}>
+                      <button
+                        type="button"
+                        class="switch"
+                        role="switch"
+                        aria-checked={s.enabled}
+                        aria-label={`Enabled: ${s.name}`}
+                        disabled={toggle.pending()}
+                        onClick={() => void toggle.run(s)}
+                      >
+                        <span class="switch-track" aria-hidden="true">
+                          <span class="switch-thumb" />
+                        </span>
+                        <span class="switch-text">{s.enabled ? 'On' : 'Off'}</span>
+                      </button>
+                    </Show>
+                  </td>
+                  <td>
+                    <Show when={s.next_fire_at} fallback={<span class="hint">{s.enabled ? 'none left' : '—'}</span>}>
+                      {(at) => (
+                        <>
+                          <div>
+                            <time datetime={at()}>{formatShortInZone(at(), s.timezone)}</time>
                           </div>
-                        </td>
-                        <td>
-                          <Show when={can('operator')} fallback={<StatusBadge tone={s.enabled ? 'good' : 'neutral'}>{s.enabled ? 'Enabled' : 'Disabled'}</StatusBadge>}>
-                            <button
-                              type="button"
-                              class="switch"
-                              role="switch"
-                              aria-checked={s.enabled}
-                              aria-label={`Enabled: ${s.name}`}
-                              disabled={toggling() === s.id}
-                              onClick={() => void toggle(s)}
-                            >
-                              <span class="switch-track" aria-hidden="true">
-                                <span class="switch-thumb" />
-                              </span>
-                              <span class="switch-text">{s.enabled ? 'On' : 'Off'}</span>
-                            </button>
-                          </Show>
-                        </td>
-                        <td>
-                          <Show when={s.next_fire_at} fallback={<span class="hint">{s.enabled ? 'none left' : '—'}</span>}>
-                            {(at) => (
-                              <>
-                                <div>
-                                  <time datetime={at()}>{formatShortInZone(at(), s.timezone)}</time>
-                                </div>
-                                <div class="hint">{relative(at(), now())}</div>
-                              </>
-                            )}
-                          </Show>
-                        </td>
-                        <td>
-                          <Show when={s.last_fire} fallback={<span class="hint">never</span>}>
-                            {(f) => (
-                              <>
-                                <div class="last-fire">
-                                  <StatusBadge tone={toneOf(f().run_status ?? f().status)} title={f().reason ? `reason: ${words(f().reason!)}` : undefined}>
-                                    {words(f().run_status ?? f().status)}
-                                  </StatusBadge>
-                                  <Show when={f().run_id}>{(run) => <A href={`/runs/${run()}`}>run</A>}</Show>
-                                </div>
-                                <div class="hint">
-                                  <time datetime={f().fire_at}>{formatShortInZone(f().fire_at, s.timezone)}</time>
-                                </div>
-                              </>
-                            )}
-                          </Show>
-                        </td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
-            <Show when={list.moreError()}>{(err) => <ErrorPanel title="Could not load more schedules" error={err()} onRetry={list.more} />}</Show>
-            <Show when={list.hasMore()}>
-              <div class="load-more">
-                <button type="button" class="button" onClick={list.more} disabled={list.loading()}>
-                  {list.loading() ? 'Loading…' : 'Load more'}
-                </button>
-              </div>
-            </Show>
+                          <div class="hint">{relativeTime(at(), now())}</div>
+                        </>
+                      )}
+                    </Show>
+                  </td>
+                  <td>
+                    <Show when={s.last_fire} fallback={<span class="hint">never</span>}>
+                      {(f) => (
+                        <>
+                          <div class="last-fire">
+                            <Badge tone={toneOf(f().run_status ?? f().status)} title={f().reason ? `reason: ${words(f().reason!)}` : undefined}>
+                              {words(f().run_status ?? f().status)}
+                            </Badge>
+                            <Show when={f().run_id}>{(run) => <A href={`/runs/${run()}`}>run</A>}</Show>
+                          </div>
+                          <div class="hint">
+                            <time datetime={f().fire_at}>{formatShortInZone(f().fire_at, s.timezone)}</time>
+                          </div>
+                        </>
+                      )}
+                    </Show>
+                  </td>
+                </tr>
+              )}
+            </DataTable>
+            <LoadMore list={list} what="schedules" />
           </Show>
         </Show>
       </Show>

@@ -1,4 +1,4 @@
-import { SubNav } from './kit.tsx'
+import { SubNav } from '../../components/sub-nav.tsx'
 
 /** Schedules | Maintenance windows. */
 export function SchedulesNav() {

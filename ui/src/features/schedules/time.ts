@@ -62,13 +62,6 @@ export function formatShortInZone(iso: string | Date | null | undefined, zone: s
   return `${z.date} ${z.time} ${z.zoneName}`
 }
 
-/** In the browser's own zone: `2026-03-08 03:00`. */
-export function formatLocal(iso: string | null | undefined): string {
-  if (!iso) return '—'
-  const z = zonedParts(iso, browserZone())
-  return `${z.date} ${z.time}`
-}
-
 /**
  * A wall-clock time as the server gave it (`2026-03-08T03:00:00-04:00`): date, time, the weekday
  * of that date and the offset, without converting anything — so the page shows exactly what the
@@ -88,28 +81,6 @@ export function browserZone(): string {
   } catch {
     return 'UTC'
   }
-}
-
-/** `in 5 min`, `3 h ago`, `in 2 d`. */
-export function relative(iso: string | null | undefined, now = Date.now()): string {
-  if (!iso) return ''
-  const diff = new Date(iso).getTime() - now
-  const abs = Math.abs(diff)
-  const unit = abs < 60_000 ? `${Math.max(1, Math.round(abs / 1000))} s` : abs < 3_600_000 ? `${Math.round(abs / 60_000)} min` : abs < 86_400_000 ? `${Math.round(abs / 3_600_000)} h` : `${Math.round(abs / 86_400_000)} d`
-  return diff >= 0 ? `in ${unit}` : `${unit} ago`
-}
-
-/** Seconds as `1 h 30 min`, `45 s`, `2 d`. */
-export function formatDuration(sec: number): string {
-  if (sec < 60) return `${sec} s`
-  const parts: string[] = []
-  const d = Math.floor(sec / 86_400)
-  const h = Math.floor((sec % 86_400) / 3600)
-  const m = Math.floor((sec % 3600) / 60)
-  if (d) parts.push(`${d} d`)
-  if (h) parts.push(`${h} h`)
-  if (m) parts.push(`${m} min`)
-  return parts.join(' ') || `${sec} s`
 }
 
 let zones: string[] | undefined

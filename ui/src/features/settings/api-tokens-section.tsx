@@ -3,14 +3,17 @@ import type { z } from 'zod'
 import type { CreateApiTokenInput } from '../../../../controller/src/api-tokens/service.ts'
 import { ROLES, type Role } from '../../../../controller/src/auth/roles.ts'
 import { api, send, unwrap, type Ok } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { Badge } from '../../components/badge.tsx'
+import { SecretValue } from '../../components/copy.tsx'
+import { DataTable } from '../../components/data-table.tsx'
+import { ConfirmDialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field, SelectField } from '../../components/form.tsx'
+import { formatDay } from '../../components/format.ts'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
+import { Time } from '../../components/time.tsx'
 import { can, me } from '../../session.ts'
-import { Pill } from '../users/shared/badges.tsx'
-import { SecretValue } from '../users/shared/copy.tsx'
-import { ConfirmDialog } from '../users/shared/dialog.tsx'
-import { formatDay, Time } from '../users/shared/time.tsx'
 import { Section } from './section.tsx'
 
 type TokenList = Ok<Awaited<ReturnType<(typeof api)['api-tokens']['$get']>>>
@@ -78,57 +81,36 @@ export function ApiTokensSection() {
       <Loaded resource={tokens} what="API tokens" onRetry={() => void refetch()}>
         {() => (
           <Show when={items().length > 0} fallback={<EmptyState title="No API tokens yet">{<p>Create one above for a script or a CI pipeline.</p>}</EmptyState>}>
-            <div class="table-wrap scroll-box" tabindex="0" role="region" aria-label="Your API tokens">
-              <table class="data tokens-table">
-                <caption class="visually-hidden">Your API tokens</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Token</th>
-                    <th scope="col">Role</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">Last used</th>
-                    <th scope="col">Expires</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">
-                      <span class="visually-hidden">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={items()}>
-                    {(t) => (
-                      <tr data-token={t.name} classList={{ 'row-inactive': tokenState(t) !== 'active' }}>
-                        <td class="token-name">{t.name}</td>
-                        <td class="mono">{t.prefix}…</td>
-                        <td>{t.role}</td>
-                        <td>
-                          <Time iso={t.created_at} />
-                        </td>
-                        <td>
-                          <Time iso={t.last_used_at} never="Never" />
-                        </td>
-                        <td>
-                          <Show when={t.expires_at} fallback={<span class="muted">Never</span>}>
-                            {(at) => <time datetime={at()}>{formatDay(at())}</time>}
-                          </Show>
-                        </td>
-                        <td>
-                          {{ active: <Pill tone="good">Active</Pill>, revoked: <Pill tone="bad">Revoked</Pill>, expired: <Pill tone="neutral">Expired</Pill> }[tokenState(t)]}
-                        </td>
-                        <td>
-                          <Show when={!t.revoked_at}>
-                            <button type="button" class="button small danger" aria-label={`Revoke token ${t.name}`} onClick={() => setRevoking(t)}>
-                              Revoke
-                            </button>
-                          </Show>
-                        </td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Your API tokens" columns={['Name', 'Token', 'Role', 'Created', 'Last used', 'Expires', 'Status', '']} focusable class="tokens-table" each={items()}>
+              {(t) => (
+                <tr data-token={t.name} classList={{ 'row-inactive': tokenState(t) !== 'active' }}>
+                  <td class="token-name">{t.name}</td>
+                  <td class="mono">{t.prefix}…</td>
+                  <td>{t.role}</td>
+                  <td>
+                    <Time iso={t.created_at} />
+                  </td>
+                  <td>
+                    <Time iso={t.last_used_at} never="Never" />
+                  </td>
+                  <td>
+                    <Show when={t.expires_at} fallback={<span class="muted">Never</span>}>
+                      {(at) => <time datetime={at()}>{formatDay(at())}</time>}
+                    </Show>
+                  </td>
+                  <td>
+                    {{ active: <Badge tone="good">Active</Badge>, revoked: <Badge tone="bad">Revoked</Badge>, expired: <Badge tone="neutral">Expired</Badge> }[tokenState(t)]}
+                  </td>
+                  <td>
+                    <Show when={!t.revoked_at}>
+                      <button type="button" class="button small danger" aria-label={`Revoke token ${t.name}`} onClick={() => setRevoking(t)}>
+                        Revoke
+                      </button>
+                    </Show>
+                  </td>
+                </tr>
+              )}
+            </DataTable>
           </Show>
         )}
       </Loaded>
@@ -192,23 +174,20 @@ function CreateToken(props: { onCreated: (c: Created) => void }) {
 }
 
 function RevokeToken(props: { token: Token; onClose: () => void; onRevoked: (t: Token) => void }) {
-  const revoke = createSubmit(async () => {
+  const revoke = createAction(async () => {
     props.onRevoked(await send<Token>('DELETE', `/api/v1/api-tokens/${props.token.id}`))
     props.onClose()
   })
   return (
     <ConfirmDialog
       title={`Revoke token ${props.token.name}?`}
-      confirm="Revoke token"
+      confirmLabel="Revoke token"
       danger
       pending={revoke.pending()}
-      onConfirm={() => void revoke.submit()}
+      onConfirm={() => void revoke.run()}
       onCancel={props.onClose}
-      error={
-        <Show when={revoke.error()}>
-          <ErrorPanel title="Could not revoke the token" error={revoke.error()} />
-        </Show>
-      }
+      error={revoke.error()}
+      errorTitle="Could not revoke the token"
     >
       <p>
         Anything still using <span class="mono">{props.token.prefix}…</span> is refused from its next request. This cannot be undone.

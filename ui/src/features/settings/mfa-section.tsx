@@ -1,10 +1,10 @@
 import { createSignal, For, Match, Show, Switch } from 'solid-js'
 import { send, type api, type Ok } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { CopyButton, SecretValue } from '../../components/copy.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field } from '../../components/form.tsx'
 import { me, refreshMe } from '../../session.ts'
-import { Pill } from '../users/shared/badges.tsx'
-import { CopyButton, SecretValue } from '../users/shared/copy.tsx'
 import { SavedNote, Section } from './section.tsx'
 
 type Enrolment = Ok<Awaited<ReturnType<(typeof api.auth.mfa.totp)['enroll']['$post']>>>
@@ -25,7 +25,7 @@ export function MfaSection() {
       id="mfa"
       title="Two-factor sign-in"
       intro="A code from an authenticator app (or a recovery code) at every sign-in, on top of the password."
-      badge={on() ? <Pill tone="good">On</Pill> : <Pill tone="neutral">Off</Pill>}
+      badge={on() ? <Badge tone="good">On</Badge> : <Badge tone="neutral">Off</Badge>}
     >
       <Switch>
         <Match when={codes()} keyed>

@@ -2,11 +2,11 @@ import { createEffect, createSignal, on, Show } from 'solid-js'
 import type { z } from 'zod'
 import type { UpdateMeInput } from '../../../../controller/src/auth/service.ts'
 import { send, type api, type Ok } from '../../api.ts'
+import { ConfirmButton } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field } from '../../components/form.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can, me, refreshMe, signOut } from '../../session.ts'
-import { ConfirmDialog } from '../users/shared/dialog.tsx'
 import { ApiTokensSection } from './api-tokens-section.tsx'
 import { MfaSection } from './mfa-section.tsx'
 import { SavedNote, Section } from './section.tsx'
@@ -125,36 +125,24 @@ function PasswordSection() {
 }
 
 function SessionsSection() {
-  const [asking, setAsking] = createSignal(false)
-  const revoke = createSubmit(async () => {
-    await send('POST', '/api/v1/auth/revoke-all', {})
-    // The controller ended this session too (and cleared its cookies): back to the sign-in page.
-    await signOut().catch(() => {})
-  })
   return (
     <Section id="sessions" title="Sessions" intro="Signed in on a computer you no longer use? End every session of your account, this one included. API tokens keep working.">
       <div class="form-actions start">
-        <button type="button" class="button danger" onClick={() => setAsking(true)}>
-          Sign out everywhere
-        </button>
-      </div>
-      <Show when={asking()}>
-        <ConfirmDialog
+        <ConfirmButton
+          label="Sign out everywhere"
           title="Sign out everywhere?"
-          confirm="Sign out everywhere"
+          confirmLabel="Sign out everywhere"
           danger
-          pending={revoke.pending()}
-          onConfirm={() => void revoke.submit()}
-          onCancel={() => (setAsking(false), revoke.clear())}
-          error={
-            <Show when={revoke.error()}>
-              <ErrorPanel title="Could not end the sessions" error={revoke.error()} />
-            </Show>
-          }
+          errorTitle="Could not end the sessions"
+          action={async () => {
+            await send('POST', '/api/v1/auth/revoke-all', {})
+            // The controller ended this session too (and cleared its cookies): back to the sign-in page.
+            await signOut().catch(() => {})
+          }}
         >
           <p>Every browser signed in as {me()?.username}, this one included, must sign in again.</p>
-        </ConfirmDialog>
-      </Show>
+        </ConfirmButton>
+      </div>
     </Section>
   )
 }

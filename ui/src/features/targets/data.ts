@@ -138,26 +138,3 @@ export function connectionSummary(c: Connection): string {
 
 export const formatNumber = (n: number) => n.toLocaleString('en-US')
 
-export function formatTime(iso: string | null | undefined): string {
-  if (!iso) return '—'
-  const d = new Date(iso)
-  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' })
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
-  let v = n
-  let i = 0
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024
-    i++
-  }
-  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`
-}
-
-export function formatDuration(sec: number): string {
-  const d = Math.floor(sec / 86_400)
-  const h = Math.floor((sec % 86_400) / 3600)
-  const m = Math.floor((sec % 3600) / 60)
-  return d > 0 ? `${d} d ${h} h` : h > 0 ? `${h} h ${m} min` : `${m} min`
-}

@@ -1,13 +1,16 @@
 import { A } from '@solidjs/router'
-import { createEffect, createResource, createSignal, For, on, onCleanup, Show } from 'solid-js'
+import { createEffect, createResource, createSignal, on, onCleanup, Show } from 'solid-js'
+import { createAction } from '../../components/action.ts'
+import { DataTable } from '../../components/data-table.tsx'
+import { ConfirmDialog, Dialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field, TextAreaField } from '../../components/form.tsx'
 import { EmptyState, Loaded } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
 import { createGroup, deleteGroup, formatNumber, listGroups, resolveSelector, updateGroup, type Group, type ResolveAnswer } from './data.ts'
-import { ConfirmDialog, Dialog } from './dialog.tsx'
-import { createNotice, TargetsTabs } from './parts.tsx'
+import { createNotice } from './parts.tsx'
+import { TargetsNav } from './targets-nav.tsx'
 import './targets.css'
 
 /*
@@ -35,7 +38,7 @@ export function GroupsPage() {
           </Show>
         }
       />
-      <TargetsTabs />
+      <TargetsNav />
       {notice.view()}
       <Loaded resource={groups} what="groups" onRetry={() => void refetch()}>
         {() => (
@@ -47,118 +50,95 @@ export function GroupsPage() {
               </EmptyState>
             }
           >
-            <div class="table-wrap">
-              <table class="data groups-table">
-                <caption class="visually-hidden">Target groups</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Selector</th>
-                    <th scope="col">Static members</th>
-                    <th scope="col">Description</th>
-                    <th scope="col">
-                      <span class="visually-hidden">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <For each={groups.latest}>
-                    {(g) => (
-                      <tr>
-                        <th scope="row" class="row-name">
-                          <A href={`/targets?group=${g.id}`} title={`Targets in ${g.name}`}>
-                            {g.name}
-                          </A>
-                        </th>
-                        <td class="mono">{g.selector ?? '—'}</td>
-                        <td>{formatNumber(g.static_members)}</td>
-                        <td class="cell-wrap">{g.description ?? ''}</td>
-                        <td class="actions">
-                          <A href={`/targets?group=${g.id}`} class="button small">
-                            View targets
-                          </A>
-                          <Show when={canWrite()}>
-                            <button type="button" class="button small" aria-label={`Edit group ${g.name}`} onClick={() => setEditing(g)}>
-                              Edit
-                            </button>
-                            <button type="button" class="button small danger" aria-label={`Delete group ${g.name}`} onClick={() => setRemoving(g)}>
-                              Delete
-                            </button>
-                          </Show>
-                        </td>
-                      </tr>
-                    )}
-                  </For>
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Target groups" columns={['Name', 'Selector', 'Static members', 'Description', '']} class="groups-table" each={groups.latest}>
+              {(g) => (
+                <tr>
+                  <th scope="row" class="row-name">
+                    <A href={`/targets?group=${g.id}`} title={`Targets in ${g.name}`}>
+                      {g.name}
+                    </A>
+                  </th>
+                  <td class="mono">{g.selector ?? '—'}</td>
+                  <td>{formatNumber(g.static_members)}</td>
+                  <td class="cell-wrap">{g.description ?? ''}</td>
+                  <td class="actions">
+                    <A href={`/targets?group=${g.id}`} class="button small">
+                      View targets
+                    </A>
+                    <Show when={canWrite()}>
+                      <button type="button" class="button small" aria-label={`Edit group ${g.name}`} onClick={() => setEditing(g)}>
+                        Edit
+                      </button>
+                      <button type="button" class="button small danger" aria-label={`Delete group ${g.name}`} onClick={() => setRemoving(g)}>
+                        Delete
+                      </button>
+                    </Show>
+                  </td>
+                </tr>
+              )}
+            </DataTable>
           </Show>
         )}
       </Loaded>
 
-      <GroupDialog
-        group={editing()}
-        onClose={() => setEditing(null)}
-        onSaved={(g, created) => {
-          setEditing(null)
-          notice.show(created ? `Group ${g.name} created.` : `Group ${g.name} saved.`)
-          void refetch()
-        }}
-      />
-      <DeleteGroup
-        group={removing()}
-        onClose={() => setRemoving(null)}
-        onDeleted={(g) => {
-          setRemoving(null)
-          notice.show(`Group ${g.name} deleted.`)
-          void refetch()
-        }}
-      />
+      <Show when={editing()} keyed>
+        {(group) => (
+          <GroupDialog
+            group={group}
+            onClose={() => setEditing(null)}
+            onSaved={(g, created) => {
+              setEditing(null)
+              notice.show(created ? `Group ${g.name} created.` : `Group ${g.name} saved.`)
+              void refetch()
+            }}
+          />
+        )}
+      </Show>
+      <Show when={removing()} keyed>
+        {(group) => (
+          <DeleteGroup
+            group={group}
+            onClose={() => setRemoving(null)}
+            onDeleted={(g) => {
+              setRemoving(null)
+              notice.show(`Group ${g.name} deleted.`)
+              void refetch()
+            }}
+          />
+        )}
+      </Show>
     </div>
   )
 }
 
-function DeleteGroup(props: { group: Group | null; onClose: () => void; onDeleted: (g: Group) => void }) {
-  const del = createSubmit(async () => {
-    const g = props.group!
-    await deleteGroup(g.id)
-    props.onDeleted(g)
+function DeleteGroup(props: { group: Group; onClose: () => void; onDeleted: (g: Group) => void }) {
+  const del = createAction(async () => {
+    await deleteGroup(props.group.id)
+    props.onDeleted(props.group)
   })
-  createEffect(on(() => props.group, () => del.clear()))
   return (
     <ConfirmDialog
-      open={props.group !== null}
       title="Delete group"
       confirmLabel="Delete group"
       danger
       pending={del.pending()}
-      onConfirm={() => void del.submit()}
-      onClose={props.onClose}
-      error={<Show when={del.error()}>{(err) => <ErrorPanel title="Could not delete the group" error={err()} />}</Show>}
+      onConfirm={() => void del.run()}
+      onCancel={props.onClose}
+      error={del.error()}
+      errorTitle="Could not delete the group"
     >
       <p>
-        Delete group <strong>{props.group?.name}</strong>? Its targets stay; jobs and schedules that select <span class="mono">group:{props.group?.name}</span> would select nothing.
+        Delete group <strong>{props.group.name}</strong>? Its targets stay; jobs and schedules that select <span class="mono">group:{props.group.name}</span> would select nothing.
       </p>
     </ConfirmDialog>
   )
 }
 
-function GroupDialog(props: { group: Group | 'new' | null; onClose: () => void; onSaved: (g: Group, created: boolean) => void }) {
-  const [name, setName] = createSignal('')
-  const [description, setDescription] = createSignal('')
-  const [selector, setSelector] = createSignal('')
-  const existing = () => (props.group && props.group !== 'new' ? props.group : null)
-  createEffect(
-    on(
-      () => props.group,
-      (g) => {
-        save.clear()
-        setName(g && g !== 'new' ? g.name : '')
-        setDescription(g && g !== 'new' ? (g.description ?? '') : '')
-        setSelector(g && g !== 'new' ? (g.selector ?? '') : '')
-      },
-    ),
-  )
+function GroupDialog(props: { group: Group | 'new'; onClose: () => void; onSaved: (g: Group, created: boolean) => void }) {
+  const existing = () => (props.group !== 'new' ? props.group : null)
+  const [name, setName] = createSignal(existing()?.name ?? '')
+  const [description, setDescription] = createSignal(existing()?.description ?? '')
+  const [selector, setSelector] = createSignal(existing()?.selector ?? '')
   const save = createSubmit(async () => {
     const body = { name: name(), description: description().trim() || null, selector: selector().trim() || null }
     const g = existing()
@@ -193,10 +173,10 @@ function GroupDialog(props: { group: Group | 'new' | null; onClose: () => void; 
   })
 
   return (
-    <Dialog open={props.group !== null} title={existing() ? `Edit group ${existing()!.name}` : 'New group'} onClose={props.onClose} wide>
-      <form class="dialog-body" onSubmit={(e) => void save.submit(e)} novalidate>
+    <Dialog title={existing() ? `Edit group ${existing()!.name}` : 'New group'} onClose={props.onClose} wide busy={save.pending()}>
+      <form onSubmit={(e) => void save.submit(e)} novalidate>
         <Show when={save.error()}>{(err) => <ErrorPanel title="Could not save the group" error={err()} />}</Show>
-        <Field label="Name" required value={name()} onInput={(e) => setName(e.currentTarget.value)} error={save.errors().name} autofocus />
+        <Field label="Name" required value={name()} onInput={(e) => setName(e.currentTarget.value)} error={save.errors().name} />
         <TextAreaField label="Description" rows={2} value={description()} onInput={(e) => setDescription(e.currentTarget.value)} error={save.errors().description} />
         <Field
           label="Selector (optional)"

@@ -1,13 +1,15 @@
 import { A } from '@solidjs/router'
 import { createMemo, createSignal, For, Show } from 'solid-js'
+import { createAction } from '../../components/action.ts'
+import { Badge, type Tone } from '../../components/badge.tsx'
+import { ConfirmDialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
-import { createSubmit, SelectField, TextAreaField } from '../../components/form.tsx'
+import { SelectField, TextAreaField } from '../../components/form.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { VirtualList } from '../../components/virtual-list.tsx'
 import { can } from '../../session.ts'
 import { formatNumber, importTargets, type ImportFormat, type ImportReport } from './data.ts'
-import { ConfirmDialog } from './dialog.tsx'
-import { TargetsTabs } from './parts.tsx'
+import { TargetsNav } from './targets-nav.tsx'
 import './targets.css'
 
 /*
@@ -21,7 +23,7 @@ const ROW_HEIGHT = 40
 
 type Action = ImportReport['rows'][number]['action']
 const ACTION_LABELS: Record<Action, string> = { create: 'Create', update: 'Update', reject: 'Reject' }
-const ACTION_TONE: Record<Action, string> = { create: 'tone-good', update: 'tone-neutral', reject: 'tone-bad' }
+const ACTION_TONE: Record<Action, Tone> = { create: 'good', update: 'neutral', reject: 'bad' }
 
 function guessFormat(text: string, fileName?: string): ImportFormat {
   if (fileName?.toLowerCase().endsWith('.json')) return 'json'
@@ -51,13 +53,13 @@ export function ImportPage() {
     changed(await file.text(), file.name)
   }
 
-  const dryRun = createSubmit(async () => {
+  const dryRun = createAction(async () => {
     setCommitted(null)
     const report = await importTargets(text(), format(), true)
     setPreview(report)
     setShow(report.rejected ? 'reject' : 'all')
   })
-  const commit = createSubmit(async () => {
+  const commit = createAction(async () => {
     const report = await importTargets(text(), format(), false)
     setConfirming(false)
     setPreview(null)
@@ -74,7 +76,7 @@ export function ImportPage() {
   return (
     <div class="targets-area">
       <PageHeader title="Targets" subtitle="Hosts and devices OpsConductor runs work on." />
-      <TargetsTabs />
+      <TargetsNav />
       <Show when={can('operator')} fallback={<p>Importing targets needs the operator role.</p>}>
         <section class="card import-card" aria-labelledby="imp-source">
           <h2 id="imp-source">Import targets</h2>
@@ -114,7 +116,7 @@ export function ImportPage() {
           />
           <Show when={dryRun.error()}>{(err) => <ErrorPanel title="The file could not be checked" error={err()} />}</Show>
           <div class="form-actions">
-            <button type="button" class="button primary" disabled={!text().trim() || dryRun.pending()} onClick={() => void dryRun.submit()}>
+            <button type="button" class="button primary" disabled={!text().trim() || dryRun.pending()} onClick={() => void dryRun.run()}>
               {dryRun.pending() ? 'Checking…' : 'Preview import'}
             </button>
           </div>
@@ -139,9 +141,9 @@ export function ImportPage() {
             <section class="card import-preview" aria-labelledby="imp-preview">
               <h2 id="imp-preview">Preview (nothing written yet)</h2>
               <p class="import-summary" role="status">
-                <span class="badge small tone-good">{formatNumber(p().created)} to create</span>
-                <span class="badge small tone-neutral">{formatNumber(p().updated)} to update</span>
-                <span class={`badge small ${p().rejected ? 'tone-bad' : 'tone-neutral'}`}>{formatNumber(p().rejected)} rejected</span>
+                <Badge tone="good">{formatNumber(p().created)} to create</Badge>
+                <Badge tone="neutral">{formatNumber(p().updated)} to update</Badge>
+                <Badge tone={p().rejected ? 'bad' : 'neutral'}>{formatNumber(p().rejected)} rejected</Badge>
               </p>
               <div class="toolbar">
                 <SelectField label="Show rows" value={show()} onChange={(e) => setShow(e.currentTarget.value as Action | 'all')}>
@@ -161,15 +163,15 @@ export function ImportPage() {
                       <span role="columnheader">Reasons</span>
                     </div>
                   </div>
-                  <VirtualList items={rows()} rowHeight={ROW_HEIGHT} height={`${Math.min(Math.max(rows().length, 1), 12) * ROW_HEIGHT + 2}px`} label="Import rows" class="vtable-body" role={'rowgroup' as 'grid'}>
+                  <VirtualList items={rows()} rowHeight={ROW_HEIGHT} height={`${Math.min(Math.max(rows().length, 1), 12) * ROW_HEIGHT + 2}px`} label="Import rows" class="vtable-body" role="rowgroup">
                     {(r, i) => (
-                      <div role="row" class="vtable-row" aria-rowindex={i + 2}>
+                      <div role="row" class="vtable-row" aria-rowindex={i() + 2}>
                         <span role="cell">{r.row}</span>
                         <span role="cell" class="cell-clip mono">
                           {r.name ?? '—'}
                         </span>
                         <span role="cell">
-                          <span class={`badge small ${ACTION_TONE[r.action]}`}>{ACTION_LABELS[r.action]}</span>
+                          <Badge tone={ACTION_TONE[r.action]}>{ACTION_LABELS[r.action]}</Badge>
                         </span>
                         <span role="cell" class="cell-clip reasons" title={(r.errors ?? []).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ')}>
                           <For each={r.errors ?? []}>
@@ -200,23 +202,24 @@ export function ImportPage() {
           )}
         </Show>
 
-        <ConfirmDialog
-          open={confirming()}
-          title="Import targets"
-          confirmLabel="Import now"
-          pending={commit.pending()}
-          onConfirm={() => void commit.submit()}
-          onClose={() => {
-            setConfirming(false)
-            commit.clear()
-          }}
-          error={<Show when={commit.error()}>{(err) => <ErrorPanel title="The import failed; nothing was written" error={err()} />}</Show>}
-        >
-          <p>
-            Create {formatNumber(preview()?.created ?? 0)} and update {formatNumber(preview()?.updated ?? 0)} targets
-            {preview()?.rejected ? `, skipping ${formatNumber(preview()!.rejected)} rejected rows` : ''}? Updated targets take the file's values for every column.
-          </p>
-        </ConfirmDialog>
+        <Show when={confirming() && preview()}>
+          {(p) => (
+            <ConfirmDialog
+              title="Import targets"
+              confirmLabel="Import now"
+              pending={commit.pending()}
+              onConfirm={() => void commit.run()}
+              onCancel={() => (setConfirming(false), commit.clear())}
+              error={commit.error()}
+              errorTitle="The import failed; nothing was written"
+            >
+              <p>
+                Create {formatNumber(p().created)} and update {formatNumber(p().updated)} targets
+                {p().rejected ? `, skipping ${formatNumber(p().rejected)} rejected rows` : ''}? Updated targets take the file's values for every column.
+              </p>
+            </ConfirmDialog>
+          )}
+        </Show>
       </Show>
     </div>
   )

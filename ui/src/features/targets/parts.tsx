@@ -1,26 +1,5 @@
-import { A } from '@solidjs/router'
 import { createSignal, For, onCleanup, Show, type JSX } from 'solid-js'
-import { can } from '../../session.ts'
-
-/** The targets area's sections: the fleet, its groups, bulk import. */
-export function TargetsTabs() {
-  const tabs = () => [
-    { href: '/targets', label: 'All targets', show: true },
-    { href: '/targets/groups', label: 'Groups', show: true },
-    { href: '/targets/import', label: 'Import', show: can('operator') },
-  ]
-  return (
-    <nav class="tabs" aria-label="Targets sections">
-      <For each={tabs().filter((t) => t.show)}>
-        {(t) => (
-          <A href={t.href} class="tab" end>
-            {t.label}
-          </A>
-        )}
-      </For>
-    </nav>
-  )
-}
+import { Badge } from '../../components/badge.tsx'
 
 /** A short-lived "done" line, announced politely to screen readers. */
 export function createNotice() {
@@ -58,8 +37,8 @@ export function Chips(props: { items: string[]; label: string; max?: number }) {
 /** Online / offline / disabled, in words and colour. */
 export function TargetStatus(props: { enabled: boolean; online: boolean }) {
   return (
-    <Show when={props.enabled} fallback={<span class="badge small tone-neutral">Disabled</span>}>
-      <span class={`badge small ${props.online ? 'tone-good' : 'tone-neutral'}`}>{props.online ? 'Online' : 'Offline'}</span>
+    <Show when={props.enabled} fallback={<Badge tone="neutral">Disabled</Badge>}>
+      <Badge tone={props.online ? 'good' : 'neutral'}>{props.online ? 'Online' : 'Offline'}</Badge>
     </Show>
   )
 }

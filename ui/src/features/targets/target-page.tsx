@@ -2,7 +2,12 @@ import { A, useLocation, useNavigate, useParams } from '@solidjs/router'
 import { createResource, createSignal, For, Match, Show, Switch } from 'solid-js'
 import type { FailureClass } from '../../../../controller/src/targets/connection-test.ts'
 import { api, unwrap } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { Badge, type Tone } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
+import { ConfirmButton, ConfirmDialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
+import { formatBytes, formatDateTime, formatDuration } from '../../components/format.ts'
 import { Loaded } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
 import { can } from '../../session.ts'
@@ -11,9 +16,6 @@ import {
   connectionSummary,
   decideHostKey,
   deleteTarget,
-  formatBytes,
-  formatDuration,
-  formatTime,
   getTarget,
   hostKeys,
   OS_LABELS,
@@ -24,7 +26,6 @@ import {
   type OsType,
   type Target,
 } from './data.ts'
-import { ConfirmDialog } from './dialog.tsx'
 import { Chips, createNotice, TargetStatus } from './parts.tsx'
 import './targets.css'
 
@@ -51,13 +52,10 @@ export function TargetPage() {
   const [target, { refetch }] = createResource(() => params.id, getTarget)
   return (
     <div class="targets-area">
-      {/* Not Loaded: its keyed child would be made anew by a refetch, dropping the test result on screen. */}
-      <Switch fallback={<div class="card card-loading" aria-busy="true">Loading the target…</div>}>
-        <Match when={target.error as unknown}>{(err) => <ErrorPanel title="Could not load the target" error={err()} onRetry={() => void refetch()} />}</Match>
-        <Match when={target.latest !== undefined}>
-          <TargetView target={target.latest!} refetch={() => void refetch()} />
-        </Match>
-      </Switch>
+      {/* Unkeyed: a refetch (after a test) must keep the test result on screen. */}
+      <Loaded resource={target} what="the target" onRetry={() => void refetch()} keyed={false}>
+        {(t) => <TargetView target={t()} refetch={() => void refetch()} />}
+      </Loaded>
     </div>
   )
 }
@@ -80,65 +78,29 @@ function TargetView(props: { target: Target; refetch: () => void }) {
   const [credential] = createResource(() => (can('operator') ? credentialId() : null), getCredential)
   const [keys, { refetch: refetchKeys }] = createResource(() => (t().connection.type === 'ssh' ? t().id : null), hostKeys)
 
-  const [testing, setTesting] = createSignal(false)
   const [result, setResult] = createSignal<ConnectionTestResult | null>(null)
-  const [testError, setTestError] = createSignal<unknown>(null)
-  const runTest = async () => {
-    const via = transport()
-    if (!via) return
-    setTesting(true)
+  const test = createAction(async (via: 'ssh' | 'winrm') => {
     setResult(null)
-    setTestError(null)
-    try {
-      const r = await testConnection(t().id, via)
-      setResult(r)
-      if (r.ok) props.refetch()
-      if (via === 'ssh') void refetchKeys()
-    } catch (err) {
-      setTestError(err)
-    } finally {
-      setTesting(false)
-    }
-  }
-
-  const [confirmDelete, setConfirmDelete] = createSignal(false)
-  const [deleting, setDeleting] = createSignal(false)
-  const [deleteError, setDeleteError] = createSignal<unknown>(null)
-  const remove = async () => {
-    setDeleting(true)
-    setDeleteError(null)
-    try {
-      await deleteTarget(t().id)
-      navigate('/targets', { replace: true })
-    } catch (err) {
-      setDeleteError(err)
-    } finally {
-      setDeleting(false)
-    }
+    const r = await testConnection(t().id, via)
+    setResult(r)
+    if (r.ok) props.refetch()
+    if (via === 'ssh') void refetchKeys()
+  })
+  const runTest = () => {
+    const via = transport()
+    if (via) void test.run(via)
   }
 
   const [decision, setDecision] = createSignal<{ key: HostKey; action: 'approve' | 'revoke' } | null>(null)
-  const [deciding, setDeciding] = createSignal(false)
-  const [decideError, setDecideError] = createSignal<unknown>(null)
-  const decide = async () => {
-    const d = decision()
-    if (!d) return
-    setDeciding(true)
-    setDecideError(null)
-    try {
-      await decideHostKey(t().id, d.key.id, d.action)
-      setDecision(null)
-      notice.show(d.action === 'approve' ? `Host key ${d.key.fingerprint} is trusted.` : `Host key ${d.key.fingerprint} is revoked.`)
-      await refetchKeys()
-      // A pending key shown in the test result is decided now.
-      const r = result()
-      if (r && !r.ok && r.pending_host_keys) setResult({ ...r, pending_host_keys: r.pending_host_keys.filter((k) => k.id !== d.key.id) })
-    } catch (err) {
-      setDecideError(err)
-    } finally {
-      setDeciding(false)
-    }
-  }
+  const decide = createAction(async (d: { key: HostKey; action: 'approve' | 'revoke' }) => {
+    await decideHostKey(t().id, d.key.id, d.action)
+    setDecision(null)
+    notice.show(d.action === 'approve' ? `Host key ${d.key.fingerprint} is trusted.` : `Host key ${d.key.fingerprint} is revoked.`)
+    await refetchKeys()
+    // A pending key shown in the test result is decided now.
+    const r = result()
+    if (r && !r.ok && r.pending_host_keys) setResult({ ...r, pending_host_keys: r.pending_host_keys.filter((k) => k.id !== d.key.id) })
+  })
 
   return (
     <>
@@ -148,16 +110,28 @@ function TargetView(props: { target: Target; refetch: () => void }) {
         actions={
           <Show when={canWrite()}>
             <Show when={transport()}>
-              <button type="button" class="button primary" disabled={testing()} onClick={() => void runTest()}>
-                {testing() ? 'Testing…' : 'Test connection'}
+              <button type="button" class="button primary" disabled={test.pending()} onClick={runTest}>
+                {test.pending() ? 'Testing…' : 'Test connection'}
               </button>
             </Show>
             <A href={`/targets/${t().id}/edit`} class="button">
               Edit
             </A>
-            <button type="button" class="button danger" onClick={() => setConfirmDelete(true)}>
-              Delete
-            </button>
+            <ConfirmButton
+              label="Delete"
+              title="Delete target"
+              confirmLabel="Delete target"
+              danger
+              errorTitle="Could not delete the target"
+              action={async () => {
+                await deleteTarget(t().id)
+                navigate('/targets', { replace: true })
+              }}
+            >
+              <p>
+                Delete <strong>{t().name}</strong> ({t().address})? Its host keys and group memberships are removed too. Runs that already used it keep their history.
+              </p>
+            </ConfirmButton>
           </Show>
         }
       />
@@ -173,12 +147,12 @@ function TargetView(props: { target: Target; refetch: () => void }) {
 
       <div aria-live="polite" class="test-result-region">
         <Switch>
-          <Match when={testing()}>
+          <Match when={test.pending()}>
             <div class="card test-result" aria-busy="true">
               Connecting to {t().address} over {transport() === 'ssh' ? 'SSH' : 'WinRM'}…
             </div>
           </Match>
-          <Match when={testError()}>{(err) => <ErrorPanel title="Could not run the connection test" error={err()} onRetry={() => void runTest()} />}</Match>
+          <Match when={test.error()}>{(err) => <ErrorPanel title="Could not run the connection test" error={err()} onRetry={runTest} />}</Match>
           <Match when={result()}>{(r) => <TestResult result={r()} canWrite={canWrite()} onDecide={(key, action) => setDecision({ key, action })} />}</Match>
         </Switch>
       </div>
@@ -196,7 +170,7 @@ function TargetView(props: { target: Target; refetch: () => void }) {
             <dt>OS type</dt>
             <dd>{OS_LABELS[t().os_type as OsType] ?? t().os_type}</dd>
             <dt>Last seen</dt>
-            <dd>{formatTime(t().last_seen_at)}</dd>
+            <dd>{formatDateTime(t().last_seen_at)}</dd>
             <Show when={t().description}>
               <dt>Description</dt>
               <dd>{t().description}</dd>
@@ -235,7 +209,7 @@ function TargetView(props: { target: Target; refetch: () => void }) {
             {(facts) => (
               <>
                 <FactList facts={facts()} />
-                <p class="hint">Collected {formatTime(t().facts_updated_at)}</p>
+                <p class="hint">Collected {formatDateTime(t().facts_updated_at)}</p>
               </>
             )}
           </Show>
@@ -255,50 +229,27 @@ function TargetView(props: { target: Target; refetch: () => void }) {
         </section>
       </Show>
 
-      <ConfirmDialog
-        open={confirmDelete()}
-        title="Delete target"
-        confirmLabel="Delete target"
-        danger
-        pending={deleting()}
-        onConfirm={() => void remove()}
-        onClose={() => {
-          setConfirmDelete(false)
-          setDeleteError(null)
-        }}
-        error={<Show when={deleteError()}>{(err) => <ErrorPanel title="Could not delete the target" error={err()} />}</Show>}
-      >
-        <p>
-          Delete <strong>{t().name}</strong> ({t().address})? Its host keys and group memberships are removed too. Runs that already used it keep their history.
-        </p>
-      </ConfirmDialog>
-
-      <ConfirmDialog
-        open={decision() !== null}
-        title={decision()?.action === 'approve' ? 'Trust host key' : 'Revoke host key'}
-        confirmLabel={decision()?.action === 'approve' ? 'Trust key' : 'Revoke key'}
-        danger={decision()?.action === 'revoke'}
-        pending={deciding()}
-        onConfirm={() => void decide()}
-        onClose={() => {
-          setDecision(null)
-          setDecideError(null)
-        }}
-        error={<Show when={decideError()}>{(err) => <ErrorPanel title="Could not change the host key" error={err()} />}</Show>}
-      >
-        <Show when={decision()}>
-          {(d) => (
-            <>
-              <p>
-                {d().action === 'approve'
-                  ? `Trust this ${d().key.key_type} key for ${t().name}? Compare the fingerprint with the one the host shows (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub). A key trusted before is revoked.`
-                  : `Revoke this ${d().key.key_type} key of ${t().name}? Connections that present it are refused from now on.`}
-              </p>
-              <p class="fingerprint mono">{d().key.fingerprint}</p>
-            </>
-          )}
-        </Show>
-      </ConfirmDialog>
+      <Show when={decision()} keyed>
+        {(d) => (
+          <ConfirmDialog
+            title={d.action === 'approve' ? 'Trust host key' : 'Revoke host key'}
+            confirmLabel={d.action === 'approve' ? 'Trust key' : 'Revoke key'}
+            danger={d.action === 'revoke'}
+            pending={decide.pending()}
+            error={decide.error()}
+            errorTitle="Could not change the host key"
+            onConfirm={() => void decide.run(d)}
+            onCancel={() => (setDecision(null), decide.clear())}
+          >
+            <p>
+              {d.action === 'approve'
+                ? `Trust this ${d.key.key_type} key for ${t().name}? Compare the fingerprint with the one the host shows (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub). A key trusted before is revoked.`
+                : `Revoke this ${d.key.key_type} key of ${t().name}? Connections that present it are refused from now on.`}
+            </p>
+            <p class="fingerprint mono">{d.key.fingerprint}</p>
+          </ConfirmDialog>
+        )}
+      </Show>
     </>
   )
 }
@@ -415,29 +366,15 @@ export function FactList(props: { facts: Record<string, unknown> }) {
         </For>
       </dl>
       <Show when={disks().length}>
-        <div class="table-wrap disks">
-          <table class="data">
-            <caption class="visually-hidden">Disks</caption>
-            <thead>
-              <tr>
-                <th scope="col">Mount</th>
-                <th scope="col">Size</th>
-                <th scope="col">Free</th>
-              </tr>
-            </thead>
-            <tbody>
-              <For each={disks()}>
-                {(d) => (
-                  <tr>
-                    <td class="mono">{d.mount}</td>
-                    <td>{formatBytes(d.size_bytes)}</td>
-                    <td>{formatBytes(d.free_bytes)}</td>
-                  </tr>
-                )}
-              </For>
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="Disks" columns={['Mount', 'Size', 'Free']} wrapClass="disks" each={disks()}>
+          {(d) => (
+            <tr>
+              <td class="mono">{d.mount}</td>
+              <td>{formatBytes(d.size_bytes)}</td>
+              <td>{formatBytes(d.free_bytes)}</td>
+            </tr>
+          )}
+        </DataTable>
       </Show>
     </>
   )
@@ -458,7 +395,7 @@ function TestResult(props: { result: ConnectionTestResult; canWrite: boolean; on
                 {fail().message}
               </p>
               <p class="hint">
-                After {fail().latency_ms} ms over {via()}, {formatTime(fail().tested_at)}.
+                After {fail().latency_ms} ms over {via()}, {formatDateTime(fail().tested_at)}.
               </p>
               <Show when={fail().pending_host_keys?.length}>
                 <p>The host presented a key that is not trusted yet. Compare its fingerprint with the host's own, then trust it:</p>
@@ -473,64 +410,43 @@ function TestResult(props: { result: ConnectionTestResult; canWrite: boolean; on
         <div class="card test-result passed" role="status">
           <h2>Connected over {via()} in {ok().latency_ms} ms</h2>
           <FactList facts={ok().facts} />
-          <p class="hint">Tested {formatTime(ok().tested_at)}; the facts are saved with the target.</p>
+          <p class="hint">Tested {formatDateTime(ok().tested_at)}; the facts are saved with the target.</p>
         </div>
       )}
     </Show>
   )
 }
 
-const KEY_TONE: Record<HostKey['status'], string> = { trusted: 'tone-good', pending: 'tone-neutral', revoked: 'tone-bad' }
+const KEY_TONE: Record<HostKey['status'], Tone> = { trusted: 'good', pending: 'neutral', revoked: 'bad' }
 
 function HostKeyTable(props: { keys: HostKey[]; canWrite: boolean; onDecide: (key: HostKey, action: 'approve' | 'revoke') => void }) {
   return (
-    <div class="table-wrap">
-      <table class="data host-key-table">
-        <caption class="visually-hidden">SSH host keys</caption>
-        <thead>
-          <tr>
-            <th scope="col">Type</th>
-            <th scope="col">Fingerprint</th>
-            <th scope="col">Status</th>
-            <th scope="col">First seen</th>
-            <th scope="col">Decided</th>
-            <Show when={props.canWrite}>
-              <th scope="col">
-                <span class="visually-hidden">Actions</span>
-              </th>
-            </Show>
-          </tr>
-        </thead>
-        <tbody>
-          <For each={props.keys}>
-            {(k) => (
-              <tr>
-                <td>{k.key_type}</td>
-                <td class="mono fingerprint">{k.fingerprint}</td>
-                <td>
-                  <span class={`badge small ${KEY_TONE[k.status]}`}>{k.status}</span>
-                </td>
-                <td>{formatTime(k.first_seen_at)}</td>
-                <td class="decided">{k.decided_at ? `${formatTime(k.decided_at)} by ${k.decided_by ?? '?'}` : '—'}</td>
-                <Show when={props.canWrite}>
-                  <td class="actions">
-                    <Show when={k.status !== 'trusted'}>
-                      <button type="button" class="button small" aria-label={`Trust key ${k.fingerprint}`} onClick={() => props.onDecide(k, 'approve')}>
-                        Trust
-                      </button>
-                    </Show>
-                    <Show when={k.status !== 'revoked'}>
-                      <button type="button" class="button small danger" aria-label={`Revoke key ${k.fingerprint}`} onClick={() => props.onDecide(k, 'revoke')}>
-                        Revoke
-                      </button>
-                    </Show>
-                  </td>
-                </Show>
-              </tr>
-            )}
-          </For>
-        </tbody>
-      </table>
-    </div>
+    <DataTable label="SSH host keys" columns={['Type', 'Fingerprint', 'Status', 'First seen', 'Decided', ...(props.canWrite ? [''] : [])]} class="host-key-table" each={props.keys}>
+      {(k) => (
+        <tr>
+          <td>{k.key_type}</td>
+          <td class="mono fingerprint">{k.fingerprint}</td>
+          <td>
+            <Badge tone={KEY_TONE[k.status]}>{k.status}</Badge>
+          </td>
+          <td>{formatDateTime(k.first_seen_at)}</td>
+          <td class="decided">{k.decided_at ? `${formatDateTime(k.decided_at)} by ${k.decided_by ?? '?'}` : '—'}</td>
+          <Show when={props.canWrite}>
+            <td class="actions">
+              <Show when={k.status !== 'trusted'}>
+                <button type="button" class="button small" aria-label={`Trust key ${k.fingerprint}`} onClick={() => props.onDecide(k, 'approve')}>
+                  Trust
+                </button>
+              </Show>
+              <Show when={k.status !== 'revoked'}>
+                <button type="button" class="button small danger" aria-label={`Revoke key ${k.fingerprint}`} onClick={() => props.onDecide(k, 'revoke')}>
+                  Revoke
+                </button>
+              </Show>
+            </td>
+          </Show>
+        </tr>
+      )}
+    </DataTable>
   )
 }

@@ -1,5 +1,5 @@
 import { A, useSearchParams } from '@solidjs/router'
-import { createEffect, createMemo, createResource, createSignal, For, Match, on, onCleanup, Show, Switch } from 'solid-js'
+import { createEffect, createMemo, createResource, createSignal, For, Match, on, onCleanup, Show, Switch, type Accessor } from 'solid-js'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { Field, SelectField } from '../../components/form.tsx'
 import { EmptyState } from '../../components/loaded.tsx'
@@ -8,8 +8,8 @@ import { VirtualList } from '../../components/virtual-list.tsx'
 import { can } from '../../session.ts'
 import { BulkDialog, type BulkAction } from './bulk-dialog.tsx'
 import { connectionSummary, downloadExport, fetchTargetPage, formatNumber, listGroups, OS_LABELS, tagPairs, type OsType, type TargetFilter, type TargetRow } from './data.ts'
-import { Chips, createNotice, TargetsTabs, TargetStatus } from './parts.tsx'
-import { createRowCache } from './row-cache.ts'
+import { Chips, createNotice, TargetStatus } from './parts.tsx'
+import { TargetsNav } from './targets-nav.tsx'
 import './targets.css'
 
 /*
@@ -134,16 +134,15 @@ export function TargetsPage() {
   )
   const selectedRows = () => loader.rows().filter((r) => selected().has(r.id))
 
-  // Rows are kept while near the view (see row-cache.ts): scrolling builds only the rows that come into it.
-  const renderRow = createRowCache((row: TargetRow, index: number) => (
-    <div role="row" class="vtable-row" aria-rowindex={index + 2} classList={{ selected: selected().has(row.id) }}>
+  const renderRow = (row: TargetRow, index: Accessor<number>) => (
+    <div role="row" class="vtable-row" aria-rowindex={index() + 2} classList={{ selected: selected().has(row.id) }}>
       <Show when={canWrite()}>
         <span role="cell" class="cell-check">
           <input
             type="checkbox"
             aria-label={`Select ${row.name}`}
             checked={selected().has(row.id)}
-            onClick={(e) => toggle(row, index, e.shiftKey)}
+            onClick={(e) => toggle(row, index(), e.shiftKey)}
           />
         </span>
       </Show>
@@ -172,7 +171,7 @@ export function TargetsPage() {
         <TargetStatus enabled={row.enabled} online={row.online} />
       </span>
     </div>
-  ))
+  )
 
   const [bulk, setBulk] = createSignal<BulkAction | null>(null)
   const notice = createNotice()
@@ -221,7 +220,7 @@ export function TargetsPage() {
           </>
         }
       />
-      <TargetsTabs />
+      <TargetsNav />
       <Show when={exportError()}>{(err) => <ErrorPanel title="Could not export targets" error={err()} onRetry={() => setExportError(null)} />}</Show>
 
       <form class="filters" role="search" aria-label="Filter targets" onSubmit={(e) => e.preventDefault()}>
@@ -380,8 +379,7 @@ export function TargetsPage() {
                 overscan={12}
                 label="Target rows"
                 class="vtable-body"
-                // The rows are the table's body: VirtualList only names list roles, so say rowgroup here.
-                role={'rowgroup' as 'grid'}
+                role="rowgroup"
               >
                 {renderRow}
               </VirtualList>
@@ -393,18 +391,22 @@ export function TargetsPage() {
         </Match>
       </Switch>
 
-      <BulkDialog
-        action={bulk()}
-        targets={selectedRows()}
-        groups={groups() ?? []}
-        onClose={() => setBulk(null)}
-        onDone={(message, removed) => {
-          setBulk(null)
-          notice.show(message)
-          if (removed) setSelected(new Set<string>())
-          void loader.reload()
-        }}
-      />
+      <Show when={bulk()} keyed>
+        {(action) => (
+          <BulkDialog
+            action={action}
+            targets={selectedRows()}
+            groups={groups() ?? []}
+            onClose={() => setBulk(null)}
+            onDone={(message, removed) => {
+              setBulk(null)
+              notice.show(message)
+              if (removed) setSelected(new Set<string>())
+              void loader.reload()
+            }}
+          />
+        )}
+      </Show>
     </div>
   )
 }

@@ -1,13 +1,13 @@
-import { createSignal, For, Show } from 'solid-js'
+import { createSignal, Show } from 'solid-js'
 import type { z } from 'zod'
 import type { Role } from '../../../../controller/src/auth/roles.ts'
 import type { CreateUserInput } from '../../../../controller/src/users/service.ts'
 import { send, type api, type Ok } from '../../api.ts'
+import { SecretValue } from '../../components/copy.tsx'
+import { Dialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field, SelectField } from '../../components/form.tsx'
-import { Dialog } from './shared/dialog.tsx'
-import { SecretValue } from './shared/copy.tsx'
-import { ROLE_HINT, ROLE_LABEL, type User } from './users-page.tsx'
+import { RoleOptions, type User } from './users-page.tsx'
 
 type Created = Ok<Awaited<ReturnType<typeof api.users.$post>>>
 
@@ -55,13 +55,7 @@ export function CreateUserDialog(props: { onClose: () => void; onCreated: (user:
             <div class="form-grid">
               <Field label="Username" name="username" autocomplete="off" required value={username()} onInput={(e) => setUsername(e.currentTarget.value)} error={err('username')} data-autofocus />
               <SelectField label="Role" name="role" value={role()} onChange={(e) => setRole(e.currentTarget.value as Role)} error={err('role')}>
-                <For each={Object.entries(ROLE_LABEL)}>
-                  {([value, label]) => (
-                    <option value={value} selected={role() === value}>
-                      {label} — {ROLE_HINT[value as Role]}
-                    </option>
-                  )}
-                </For>
+                <RoleOptions selected={role()} hints />
               </SelectField>
               <Field label="Display name" name="display_name" autocomplete="off" value={displayName()} onInput={(e) => setDisplayName(e.currentTarget.value)} error={err('display_name')} />
               <Field label="Email" name="email" type="email" autocomplete="off" value={email()} onInput={(e) => setEmail(e.currentTarget.value)} error={err('email')} />

@@ -1,15 +1,17 @@
-import { createEffect, createMemo, createSignal, For, on, Show, type JSX } from 'solid-js'
+import { createEffect, createMemo, createSignal, on, Show, type JSX } from 'solid-js'
 import type { z } from 'zod'
 import type { Role } from '../../../../controller/src/auth/roles.ts'
 import type { UpdateUserInput } from '../../../../controller/src/users/service.ts'
 import { send, type api, type Ok } from '../../api.ts'
+import { createAction } from '../../components/action.ts'
+import { SecretValue } from '../../components/copy.tsx'
+import { ConfirmDialog, Dialog } from '../../components/dialog.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { createSubmit, Field, SelectField } from '../../components/form.tsx'
+import { formatDateTime } from '../../components/format.ts'
+import { Time } from '../../components/time.tsx'
 import { me } from '../../session.ts'
-import { SecretValue } from './shared/copy.tsx'
-import { ConfirmDialog, Dialog } from './shared/dialog.tsx'
-import { formatAbsolute, Time } from './shared/time.tsx'
-import { ROLE_HINT, ROLE_LABEL, UserStatus, type User } from './users-page.tsx'
+import { ROLE_HINT, ROLE_LABEL, RoleOptions, UserStatus, type User } from './users-page.tsx'
 
 type Updated = Ok<Awaited<ReturnType<(typeof api.users)[':id']['$put']>>>
 type Revoked = Ok<Awaited<ReturnType<(typeof api.auth)['revoke-all']['$post']>>>
@@ -47,9 +49,9 @@ function Panel(props: Omit<Props, 'users'> & { user: User }) {
           <Time iso={props.user.last_login_at} never="Never" />
         </dd>
         <dt>Created</dt>
-        <dd>{formatAbsolute(props.user.created_at)}</dd>
+        <dd>{formatDateTime(props.user.created_at)}</dd>
         <dt>Updated</dt>
-        <dd>{formatAbsolute(props.user.updated_at)}</dd>
+        <dd>{formatDateTime(props.user.updated_at)}</dd>
         <dt>User id</dt>
         <dd class="id mono" title={props.user.id}>
           {props.user.id}
@@ -141,11 +143,7 @@ function ProfileForm(props: { user: User; update: (b: Update) => Promise<Updated
         <Field label="Display name" value={displayName()} onInput={(e) => (setDisplayName(e.currentTarget.value), setSaved(false))} error={form.errors()['display_name']} data-autofocus />
         <Field label="Email" type="email" value={email()} onInput={(e) => (setEmail(e.currentTarget.value), setSaved(false))} error={form.errors()['email']} />
         <SelectField label="Role" value={role()} onChange={(e) => (setRole(e.currentTarget.value as Role), setSaved(false))} error={form.errors()['role']}>
-          <For each={Object.entries(ROLE_LABEL)}>{([value, label]) => (
-            <option value={value} selected={role() === value}>
-              {label}
-            </option>
-          )}</For>
+          <RoleOptions selected={role()} />
         </SelectField>
         <Show when={unplaced()}>
           <ErrorPanel title="Could not save" error={form.error()} />
@@ -245,7 +243,7 @@ function ResetPassword(props: { user: User; update: (b: Update) => Promise<Updat
 function Action(props: { label: string; hidden?: boolean; danger?: boolean; title?: string; explain?: JSX.Element; run: () => Promise<unknown>; done?: string }) {
   const [asking, setAsking] = createSignal(false)
   const [result, setResult] = createSignal('')
-  const action = createSubmit(async () => {
+  const action = createAction(async () => {
     const out = await props.run()
     setAsking(false)
     setResult(typeof out === 'string' ? out : (props.done ?? 'Done.'))
@@ -254,7 +252,7 @@ function Action(props: { label: string; hidden?: boolean; danger?: boolean; titl
     setResult('')
     action.clear()
     if (props.title) setAsking(true)
-    else void action.submit()
+    else void action.run()
   }
   return (
     <div class="action" classList={{ 'action-done': !!props.hidden }}>
@@ -275,16 +273,12 @@ function Action(props: { label: string; hidden?: boolean; danger?: boolean; titl
       <Show when={asking()}>
         <ConfirmDialog
           title={props.title!}
-          confirm={props.label}
+          confirmLabel={props.label}
           danger={props.danger}
           pending={action.pending()}
-          onConfirm={() => void action.submit()}
+          onConfirm={() => void action.run()}
           onCancel={() => (setAsking(false), action.clear())}
-          error={
-            <Show when={action.error()}>
-              <ErrorPanel title={`${props.label} failed`} error={action.error()} />
-            </Show>
-          }
+          error={action.error()}
         >
           {props.explain}
         </ConfirmDialog>

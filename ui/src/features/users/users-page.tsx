@@ -1,16 +1,17 @@
 import { createMemo, createSignal, For, Match, onCleanup, Show, Switch } from 'solid-js'
 import type { Role } from '../../../../controller/src/auth/roles.ts'
 import { api, unwrap, type Ok } from '../../api.ts'
+import { Badge } from '../../components/badge.tsx'
+import { DataTable } from '../../components/data-table.tsx'
 import { ErrorPanel } from '../../components/error-panel.tsx'
 import { Field, SelectField } from '../../components/form.tsx'
 import { EmptyState } from '../../components/loaded.tsx'
 import { PageHeader } from '../../components/page-header.tsx'
+import { createPaged, LoadMore } from '../../components/paged.tsx'
+import { RequireRole } from '../../components/require-role.tsx'
+import { Time } from '../../components/time.tsx'
 import { me } from '../../session.ts'
 import { CreateUserDialog } from './create-user-dialog.tsx'
-import { Pill } from './shared/badges.tsx'
-import { RequireRole } from './shared/forbidden.tsx'
-import { createPaged } from './shared/paged.ts'
-import { Time } from './shared/time.tsx'
 import { UserPanel } from './user-panel.tsx'
 import './users.css'
 
@@ -22,6 +23,20 @@ export const ROLE_HINT: Record<Role, string> = {
   viewer: 'sees everything, changes nothing',
   operator: 'runs jobs, manages targets and credentials',
   admin: 'everything, including users and settings',
+}
+
+/** The roles as a select's options (`selected`: options exist after the select's value is set). */
+export function RoleOptions(props: { selected: string; hints?: boolean }) {
+  return (
+    <For each={Object.entries(ROLE_LABEL)}>
+      {([value, label]) => (
+        <option value={value} selected={props.selected === value}>
+          {label}
+          {props.hints ? ` — ${ROLE_HINT[value as Role]}` : ''}
+        </option>
+      )}
+    </For>
+  )
 }
 
 export function UsersPage() {
@@ -78,11 +93,7 @@ function UsersAdmin() {
         <Field label="Search" type="search" placeholder="Username, name or email" value={search()} onInput={(e) => onSearch(e.currentTarget.value)} />
         <SelectField label="Role" value={role()} onChange={(e) => setRole(e.currentTarget.value as Filters['role'])}>
           <option value="">All roles</option>
-          <For each={Object.entries(ROLE_LABEL)}>{([value, label]) => (
-            <option value={value} selected={role() === value}>
-              {label}
-            </option>
-          )}</For>
+          <RoleOptions selected={role()} />
         </SelectField>
         <SelectField label="Status" value={disabled()} onChange={(e) => setDisabled(e.currentTarget.value as Filters['disabled'])}>
           <option value="">Any status</option>
@@ -112,64 +123,38 @@ function UsersAdmin() {
           </EmptyState>
         </Match>
         <Match when={list.loaded()}>
-          <div class="table-wrap scroll-box" aria-busy={list.loading()} tabindex="0" role="region" aria-label="Users list">
-            <table class="data users-table">
-              <caption class="visually-hidden">Users</caption>
-              <thead>
-                <tr>
-                  <th scope="col">User</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Last sign-in</th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                <For each={list.items()}>
-                  {(user) => (
-                    <tr data-user={user.username} data-user-id={user.id} classList={{ 'row-disabled': user.disabled }}>
-                      <td>
-                        <button type="button" class="link-button user-link" onClick={() => setOpenId(user.id)}>
-                          {user.username}
-                        </button>
-                        <Show when={user.id === me()?.id}>
-                          {' '}
-                          <Pill tone="neutral">you</Pill>
-                        </Show>
-                        <Show when={user.display_name || user.email}>
-                          <div class="user-sub">{[user.display_name, user.email].filter(Boolean).join(' · ')}</div>
-                        </Show>
-                      </td>
-                      <td>{ROLE_LABEL[user.role]}</td>
-                      <td>
-                        <UserStatus user={user} />
-                      </td>
-                      <td>
-                        <Time iso={user.last_login_at} never="Never" />
-                      </td>
-                      <td>
-                        <Time iso={user.created_at} />
-                      </td>
-                    </tr>
-                  )}
-                </For>
-              </tbody>
-            </table>
-          </div>
-          <div class="list-footer">
-            <span class="hint">
-              {list.items().length} {list.items().length === 1 ? 'user' : 'users'}
-              {list.next() ? ' shown' : ''}
-            </span>
-            <Show when={list.next()}>
-              <button type="button" class="button" disabled={list.loadingMore()} onClick={() => void list.loadMore()}>
-                {list.loadingMore() ? 'Loading…' : 'Load more users'}
-              </button>
-            </Show>
-          </div>
-          <Show when={list.moreError()}>
-            <ErrorPanel title="Could not load more users" error={list.moreError()} onRetry={() => void list.loadMore()} />
-          </Show>
+          <DataTable label="Users" columns={['User', 'Role', 'Status', 'Last sign-in', 'Created']} busy={list.loading()} focusable class="users-table" each={list.items()}>
+            {(user) => (
+              <tr data-user={user.username} data-user-id={user.id} classList={{ 'row-disabled': user.disabled }}>
+                <td>
+                  <button type="button" class="link-button user-link" onClick={() => setOpenId(user.id)}>
+                    {user.username}
+                  </button>
+                  <Show when={user.id === me()?.id}>
+                    {' '}
+                    <Badge tone="neutral">you</Badge>
+                  </Show>
+                  <Show when={user.display_name || user.email}>
+                    <div class="user-sub">{[user.display_name, user.email].filter(Boolean).join(' · ')}</div>
+                  </Show>
+                </td>
+                <td>{ROLE_LABEL[user.role]}</td>
+                <td>
+                  <UserStatus user={user} />
+                </td>
+                <td>
+                  <Time iso={user.last_login_at} never="Never" />
+                </td>
+                <td>
+                  <Time iso={user.created_at} />
+                </td>
+              </tr>
+            )}
+          </DataTable>
+          <LoadMore list={list} what="users">
+            {list.items().length} {list.items().length === 1 ? 'user' : 'users'}
+            {list.hasMore() ? ' shown' : ''}
+          </LoadMore>
         </Match>
       </Switch>
 
@@ -205,18 +190,18 @@ function UsersAdmin() {
 /** Disabled, MFA, a pending password change: what an admin checks at a glance. */
 export function UserStatus(props: { user: User }) {
   return (
-    <span class="pills">
-      <Show when={props.user.disabled} fallback={<Pill tone="good">Active</Pill>}>
-        <Pill tone="bad">Disabled</Pill>
+    <span class="badges">
+      <Show when={props.user.disabled} fallback={<Badge tone="good">Active</Badge>}>
+        <Badge tone="bad">Disabled</Badge>
       </Show>
       <Show when={props.user.mfa_enabled}>
-        <Pill tone="accent">MFA on</Pill>
+        <Badge tone="active">MFA on</Badge>
       </Show>
       <Show when={props.user.must_change_password}>
-        <Pill tone="neutral">Must change password</Pill>
+        <Badge tone="neutral">Must change password</Badge>
       </Show>
       <Show when={props.user.self_registered}>
-        <Pill tone="neutral">Self-registered</Pill>
+        <Badge tone="neutral">Self-registered</Badge>
       </Show>
     </span>
   )
