@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build:server`: esbuild bundles of the controller and agent CLIs under dist/.
-// Dependencies stay external (installed next to the bundle by npm); the agent's self-contained
-// package is built by its packaging step.
+// Dependencies stay external (installed next to the bundle by npm); the self-contained agent
+// (its dependencies, node-pty and Node inside) is `npm run package:agent` (agent/bundle.js).
 import { cpSync, readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { build } from 'esbuild'

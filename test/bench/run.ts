@@ -1,4 +1,5 @@
 // `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
+import { agentPackageBench } from './agent-package.ts'
 import { agentsBench } from './agents.ts'
 import { runsBench } from './runs.ts'
 import { schedulerBench } from './scheduler.ts'
@@ -13,6 +14,7 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   runs: runsBench,
   'ssh-fanout': sshFanoutBench,
   scheduler: schedulerBench,
+  'agent-package': agentPackageBench,
 }
 
 const args = process.argv.slice(2)
