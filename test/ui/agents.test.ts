@@ -212,6 +212,34 @@ describe('agents UI', { skip: skipUi }, () => {
     }
   })
 
+  test('an agent older than the supported minimum is flagged in the list and on its page, counted, and filtered on', async () => {
+    // A controller that supports only agents from 99.0.0 on: this checkout's agent is outdated there.
+    const strict = await startUiController({ OPSC_AGENT_MIN_VERSION: '99.0.0' })
+    const { context, page, problems } = await openPage(browser)
+    try {
+      const { agentId } = await enrolledAgent(strict, await adminToken(strict.base), false)
+      await signIn(page, strict.base)
+      await page.goto(`${strict.base}/agents`)
+      const r = row(page, agentId)
+      await r.getByTestId('agent-outdated').waitFor()
+      assert.match((await r.getByTestId('agent-outdated').getAttribute('title')) ?? '', /oldest agent version/)
+      const toggle = page.getByRole('button', { name: '1 outdated' })
+      assert.match((await toggle.getAttribute('title')) ?? '', /older than 99\.0\.0/)
+      await toggle.click()
+      await page.waitForURL(/outdated=true/)
+      assert.equal(await toggle.getAttribute('aria-pressed'), 'true')
+      await r.waitFor()
+      await assertAccessible(page, 'the agents list with an outdated agent')
+      await shot(page, 'agents-outdated')
+      await r.getByRole('link').first().click()
+      await page.getByTestId('agent-info').getByTestId('agent-outdated').waitFor()
+      await assertClean(page, problems)
+    } finally {
+      await context.close()
+      await strict.stop()
+    }
+  })
+
   test('an operator sees agents but cannot enrol or revoke; a viewer is refused with the reason', async () => {
     const operator = await openPage(browser)
     try {

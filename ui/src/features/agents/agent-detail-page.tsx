@@ -9,7 +9,7 @@ import { getAgent, revokeAgent, type Agent } from './agents-api.ts'
 import { AGENTS_POLL_MS, OperatorOnly } from './agents-page.tsx'
 import { factRows } from './format.ts'
 import { createPolled, Live } from './live.tsx'
-import { AgentStatusBadge } from './widgets.tsx'
+import { AgentStatusBadge, AgentVersion } from './widgets.tsx'
 import './agents.css'
 
 export function AgentDetailPage() {
@@ -97,7 +97,9 @@ function AgentView(props: { agent: Agent; onChanged: () => void }) {
           <h2>Agent</h2>
           <dl class="facts">
             <dt>Version</dt>
-            <dd class="mono">{props.agent.agent_version}</dd>
+            <dd>
+              <AgentVersion version={props.agent.agent_version} supported={props.agent.version_supported} />
+            </dd>
             <dt>Protocol</dt>
             <dd>v{props.agent.protocol_version}</dd>
             <dt>Enrolled</dt>

@@ -17,6 +17,8 @@ export const PAGE_SIZE = 100
 export interface AgentQuery {
   q: string
   status: AgentStatus | ''
+  /** Only agents older than the controller's supported minimum. */
+  outdated: boolean
   cursor: string | undefined
 }
 
@@ -27,6 +29,7 @@ export function listAgents(query: AgentQuery): Promise<AgentPage> {
         limit: String(PAGE_SIZE),
         ...(query.q ? { q: query.q } : {}),
         ...(query.status ? { status: query.status } : {}),
+        ...(query.outdated ? { outdated: 'true' as const } : {}),
         ...(query.cursor ? { cursor: query.cursor } : {}),
       },
     }),

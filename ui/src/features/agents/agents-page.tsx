@@ -10,7 +10,7 @@ import { can, me } from '../../session.ts'
 import { getAgentCounts, listAgents, type AgentQuery, type AgentStatus } from './agents-api.ts'
 import { osLabel } from './format.ts'
 import { createPolled, Live } from './live.tsx'
-import { AgentStatusBadge } from './widgets.tsx'
+import { AgentStatusBadge, AgentVersion } from './widgets.tsx'
 import './agents.css'
 
 /** How often the list and the counts are refreshed: an agent's state changes within a heartbeat or two. */
@@ -43,12 +43,13 @@ export function OperatorOnly(props: { title: string; children: JSX.Element }) {
 }
 
 function AgentsList() {
-  const [params, setParams] = useSearchParams<{ q?: string; status?: string }>()
+  const [params, setParams] = useSearchParams<{ q?: string; status?: string; outdated?: string }>()
+  const outdated = () => params.outdated === 'true'
   const status = (): AgentStatus | '' => (STATUSES.includes(params.status as AgentStatus) ? (params.status as AgentStatus) : '')
   // Keyset pages: the cursors that led to the pages before this one.
   const [cursors, setCursors] = createSignal<(string | undefined)[]>([undefined])
-  const query = createMemo<AgentQuery>(() => ({ q: params.q ?? '', status: status(), cursor: cursors().at(-1) }), { q: '', status: '', cursor: undefined }, {
-    equals: (a, b) => a.q === b.q && a.status === b.status && a.cursor === b.cursor,
+  const query = createMemo<AgentQuery>(() => ({ q: params.q ?? '', status: status(), outdated: outdated(), cursor: cursors().at(-1) }), { q: '', status: '', outdated: false, cursor: undefined }, {
+    equals: (a, b) => a.q === b.q && a.status === b.status && a.outdated === b.outdated && a.cursor === b.cursor,
   })
   const agents = createPolled(listAgents, AGENTS_POLL_MS, query)
   const counts = createPolled(getAgentCounts, AGENTS_POLL_MS)
@@ -65,7 +66,11 @@ function AgentsList() {
       setParams({ q: value.trim() || undefined }, { replace: true })
     }, 300)
   }
-  const filtered = () => !!(params.q || status())
+  const filtered = () => !!(params.q || status() || outdated())
+  const showOutdated = (on: boolean) => {
+    setCursors([undefined])
+    setParams({ outdated: on ? 'true' : undefined }, { replace: true })
+  }
 
   return (
     <section class="agents-page">
@@ -109,6 +114,12 @@ function AgentsList() {
               </span>
               <span aria-hidden="true"> · </span>
               <span>{c().revoked} revoked</span>
+              <Show when={c().outdated > 0 || outdated()}>
+                <span aria-hidden="true"> · </span>
+                <button type="button" class="link-button count-outdated" aria-pressed={outdated()} title={`Agents older than ${c().min_version}, the oldest version this controller supports`} onClick={() => showOutdated(!outdated())}>
+                  {c().outdated} outdated
+                </button>
+              </Show>
             </p>
           )}
         </Show>
@@ -131,7 +142,7 @@ function AgentsList() {
                 }
               >
                 <EmptyState title="No agents match">
-                  <p>Change the search or the status filter.</p>
+                  <p>Change the search or the filters.</p>
                 </EmptyState>
               </Show>
             }
@@ -146,7 +157,9 @@ function AgentsList() {
                     <AgentStatusBadge status={agent.status} />
                   </td>
                   <td>{agent.hostname}</td>
-                  <td class="mono">{agent.agent_version}</td>
+                  <td>
+                    <AgentVersion version={agent.agent_version} supported={agent.version_supported} />
+                  </td>
                   <td>{osLabel(agent.facts)}</td>
                   <td class="mono">{agent.address ?? '—'}</td>
                   <td title={formatDateTime(agent.last_seen_at)}>{relativeTime(agent.last_seen_at, now())}</td>

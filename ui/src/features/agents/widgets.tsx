@@ -17,6 +17,21 @@ export function AgentStatusBadge(props: { status: AgentStatus }) {
   )
 }
 
+/** The agent's version, flagged when it is older than the controller supports (OPSC_AGENT_MIN_VERSION). */
+export function AgentVersion(props: { version: string; supported: boolean }) {
+  return (
+    <>
+      <span class="mono">{props.version}</span>
+      <Show when={!props.supported}>
+        {' '}
+        <Badge tone="bad" data-testid="agent-outdated" title="Older than the oldest agent version this controller supports: upgrade the agent package on this host">
+          Outdated
+        </Badge>
+      </Show>
+    </>
+  )
+}
+
 /** A command to paste on a host, with a copy button (without clipboard access it selects the command, for Ctrl+C). */
 export function CommandBlock(props: { label: string; step?: number; command: string; testId?: string }) {
   let pre!: HTMLPreElement
