@@ -4,31 +4,11 @@ import { callerFor, errorPaths, createTestUser, type TestUser } from '../../../t
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { createApp } from '../app.ts'
 import { activeWindowAt, openingsBetween } from './maintenance.ts'
-import type { MaintenanceWindowRow } from './maintenance.sql.ts'
+import { windowRow } from './test-window.ts'
 
 // The maintenance calendar: every opening of a window in a range, by the same rules as activeWindowAt.
 
-const base: MaintenanceWindowRow = {
-  id: '00000000-0000-4000-8000-000000000001',
-  name: 'w',
-  description: null,
-  enabled: true,
-  timezone: 'UTC',
-  kind: 'one_off',
-  startsAt: null,
-  endsAt: null,
-  cron: null,
-  durationSec: null,
-  ranges: null,
-  appliesTo: 'all',
-  action: 'skip',
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-  createdBy: null,
-  updatedBy: null,
-  deletedAt: null,
-}
-const w = (v: Partial<MaintenanceWindowRow>): MaintenanceWindowRow => ({ ...base, ...v })
+const w = windowRow
 const spans = (r: { openings: { start: Date; end: Date }[] }) => r.openings.map((o) => [o.start.toISOString(), o.end.toISOString()])
 const D = (s: string) => new Date(s)
 

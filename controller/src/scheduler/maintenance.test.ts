@@ -1,29 +1,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { activeWindowAt } from './maintenance.ts'
-import type { MaintenanceWindowRow } from './maintenance.sql.ts'
+import { windowRow } from './test-window.ts'
 
-const base: MaintenanceWindowRow = {
-  id: '00000000-0000-4000-8000-000000000001',
-  name: 'w',
-  description: null,
-  enabled: true,
-  timezone: 'UTC',
-  kind: 'one_off',
-  startsAt: null,
-  endsAt: null,
-  cron: null,
-  durationSec: null,
-  ranges: null,
-  appliesTo: 'all',
-  action: 'skip',
-  createdAt: new Date(0),
-  updatedAt: new Date(0),
-  createdBy: null,
-  updatedBy: null,
-  deletedAt: null,
-}
-const w = (v: Partial<MaintenanceWindowRow>): MaintenanceWindowRow => ({ ...base, ...v })
+const w = windowRow
 const iso = (o: { start: Date; end: Date } | null) => (o ? [o.start.toISOString(), o.end.toISOString()] : null)
 
 test('one_off: open from starts_at (inclusive) to ends_at (exclusive)', () => {

@@ -56,18 +56,24 @@ function zonedInstant(wall: number, timezone: string): number {
 
 const minutesOf = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5))
 
+/** The weekly ranges that start on one wall-clock day (midnight as wall-clock ms), as instants; an end at or before the start is the next day's. */
+function rangesStartingOn(w: MaintenanceWindowRow, day: number): [start: number, end: number][] {
+  const weekday = WEEKDAYS[new Date(day).getUTCDay()]!
+  return (w.ranges ?? [])
+    .filter((r) => r.days.includes(weekday))
+    .map((r) => {
+      const startMin = minutesOf(r.start)
+      const endMin = minutesOf(r.end)
+      return [zonedInstant(day + startMin * 60_000, w.timezone), zonedInstant(day + (endMin <= startMin ? DAY_MS : 0) + endMin * 60_000, w.timezone)]
+    })
+}
+
 function weeklyOpening(w: MaintenanceWindowRow, at: number): OpenWindow | null {
   const today = Math.floor(wallMs(at, w.timezone) / DAY_MS) * DAY_MS
   let best: OpenWindow | null = null
   // A range that started yesterday may still be open (it ends past midnight).
   for (const day of [today - DAY_MS, today]) {
-    const weekday = WEEKDAYS[new Date(day).getUTCDay()]!
-    for (const r of w.ranges ?? []) {
-      if (!r.days.includes(weekday)) continue
-      const startMin = minutesOf(r.start)
-      const endMin = minutesOf(r.end)
-      const start = zonedInstant(day + startMin * 60_000, w.timezone)
-      const end = zonedInstant(day + (endMin <= startMin ? DAY_MS : 0) + endMin * 60_000, w.timezone)
+    for (const [start, end] of rangesStartingOn(w, day)) {
       if (start <= at && at < end && (!best || end > best.end.getTime())) best = { start: new Date(start), end: new Date(end) }
     }
   }
@@ -152,15 +158,7 @@ export function openingsBetween(w: MaintenanceWindowRow, from: Date, to: Date, m
       const first = Math.floor(wallMs(lo, w.timezone) / DAY_MS) * DAY_MS - DAY_MS
       const last = Math.floor(wallMs(hi, w.timezone) / DAY_MS) * DAY_MS
       for (let day = first; day <= last; day += DAY_MS) {
-        const weekday = WEEKDAYS[new Date(day).getUTCDay()]!
-        for (const r of w.ranges ?? []) {
-          if (!r.days.includes(weekday)) continue
-          const startMin = minutesOf(r.start)
-          const endMin = minutesOf(r.end)
-          const start = zonedInstant(day + startMin * 60_000, w.timezone)
-          const end = zonedInstant(day + (endMin <= startMin ? DAY_MS : 0) + endMin * 60_000, w.timezone)
-          add(start, end)
-        }
+        for (const [start, end] of rangesStartingOn(w, day)) add(start, end)
         if (out.length > max) break
       }
       out.sort((a, b) => a.start.getTime() - b.start.getTime())
