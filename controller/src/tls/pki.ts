@@ -1,10 +1,11 @@
 import 'reflect-metadata' // @peculiar/x509 (through tsyringe) needs the Reflect metadata API
-import { X509Certificate as NodeX509, webcrypto } from 'node:crypto'
+import { createPrivateKey, X509Certificate as NodeX509, webcrypto } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import { isIP } from 'node:net'
 import * as x509 from '@peculiar/x509'
+import { ConfigError } from '../config.ts'
 import type { Logger } from '../log.ts'
 
 const { subtle } = webcrypto
@@ -21,9 +22,9 @@ const RENEW_BEFORE_DAYS = 30
 export interface TlsMaterial {
   certPem: string
   keyPem: string
-  /** The CA that agents pin; null when the operator supplied certificates without one. */
-  caCertPem: string | null
-  /** `sha256:<hex>` of the CA certificate (or of the server certificate when no CA is known). */
+  /** The CA that agents pin: the generated one, or the root at the end of the operator's chain. */
+  caCertPem: string
+  /** `sha256:<hex>` of that CA certificate: what agents enrol with (`--ca-fingerprint`). */
   fingerprint: string
   source: 'generated' | 'provided'
 }
@@ -46,9 +47,15 @@ export function certificateFingerprint(pem: string): string {
 /** Loads the given certificate, or creates (once) a private CA and a server certificate in the data dir. */
 export async function ensureTls(opts: TlsOptions): Promise<TlsMaterial> {
   if (opts.certFile && opts.keyFile) {
-    const certPem = readFileSync(opts.certFile, 'utf8')
-    const keyPem = readFileSync(opts.keyFile, 'utf8')
-    return { certPem, keyPem, caCertPem: null, fingerprint: certificateFingerprint(certPem), source: 'provided' }
+    const provided = loadProvidedTls(opts.certFile, opts.keyFile)
+    if (provided.certPem.match(/-----BEGIN CERTIFICATE-----/g)!.length > 2) {
+      // The agent's enrolment pin check wants the server certificate signed by the pinned CA itself.
+      opts.log?.warn(
+        { caFingerprint: provided.fingerprint, hint: 'agents cannot enrol yet when an intermediate CA sits between the server certificate and the root' },
+        'tls.intermediate_ca_unsupported_by_agents',
+      )
+    }
+    return provided
   }
   const dir = path.join(opts.dataDir, 'tls')
   mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -57,6 +64,67 @@ export async function ensureTls(opts: TlsOptions): Promise<TlsMaterial> {
   const names = [...new Set(['localhost', hostname(), '127.0.0.1', '::1', ...(opts.sans ?? [])])]
   const server = await loadOrIssueServerCert(dir, ca, names, now, opts.log)
   return { ...server, caCertPem: ca.certPem, fingerprint: certificateFingerprint(ca.certPem), source: 'generated' }
+}
+
+const CHAIN_HINT =
+  'put the server certificate first, then each CA certificate that issued the one before it, up to and including the root CA (all PEM)'
+
+function readSetting(name: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+}
+
+const issuedBy = (cert: NodeX509, ca: NodeX509) => ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey)
+
+/**
+ * Bring-your-own certificate: OPSC_TLS_CERT holds the server certificate and its chain. Agents pin a
+ * CA by fingerprint and must find it in the handshake, so the chain must reach a root CA; that root
+ * is what agents pin, and the chain (server certificate to root) is what both listeners present.
+ */
+export function loadProvidedTls(certFile: string, keyFile: string): TlsMaterial {
+  const certText = readSetting('OPSC_TLS_CERT', certFile)
+  const keyPem = readSetting('OPSC_TLS_KEY', keyFile)
+  const blocks = certText.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  if (blocks.length === 0) throw new ConfigError(`OPSC_TLS_CERT: ${certFile} holds no PEM certificate; ${CHAIN_HINT}`)
+  const certs = blocks.map((pem, i) => {
+    try {
+      return new NodeX509(pem)
+    } catch {
+      throw new ConfigError(`OPSC_TLS_CERT: certificate ${i + 1} in ${certFile} cannot be parsed`)
+    }
+  })
+  const leaf = certs[0]!
+  if (leaf.ca) throw new ConfigError(`OPSC_TLS_CERT: the first certificate in ${certFile} (${leaf.subject.replaceAll('\n', ', ')}) is a CA certificate, not the server certificate; ${CHAIN_HINT}`)
+  try {
+    if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new Error('mismatch')
+  } catch {
+    throw new ConfigError(`OPSC_TLS_KEY: ${keyFile} is not the private key (PEM) of the server certificate in ${certFile}`)
+  }
+  // Walk from the server certificate up through the file's CA certificates to the top one.
+  const chain = [leaf]
+  for (let cert = leaf; ; ) {
+    const issuer = certs.find((c) => !chain.includes(c) && issuedBy(cert, c))
+    if (!issuer) break
+    chain.push((cert = issuer))
+  }
+  const top = chain[chain.length - 1]!
+  const dn = (name: string) => name.replaceAll('\n', ', ')
+  if (top === leaf) {
+    throw new ConfigError(
+      `OPSC_TLS_CERT: ${certFile} lacks the certificate of the CA that issued the server certificate (${dn(leaf.issuer)}), so agents have no CA to pin; ${CHAIN_HINT}`,
+    )
+  }
+  if (!(top.checkIssued(top) && top.verify(top.publicKey))) {
+    throw new ConfigError(
+      `OPSC_TLS_CERT: the chain in ${certFile} ends at ${dn(top.subject)}, which is not a root CA; append its issuer's certificate (${dn(top.issuer)}): agents pin the root; ${CHAIN_HINT}`,
+    )
+  }
+  const certPem = chain.map((c) => c.toString()).join('')
+  const caCertPem = top.toString()
+  return { certPem, keyPem, caCertPem, fingerprint: certificateFingerprint(caCertPem), source: 'provided' }
 }
 
 interface Ca {
