@@ -6,6 +6,7 @@ import path from 'node:path'
 import { createServer, type Server } from 'node:tls'
 import { after, before, test } from 'node:test'
 import { ensureTls, type TlsMaterial } from '../../controller/src/tls/pki.ts'
+import { issueCert } from '../../controller/src/tls/test-fixture.ts'
 import { fetchPinnedCa, normaliseFingerprint, verifyPinnedChain } from './pin.ts'
 
 // The controller is the peer here; its PKI module makes the certificates, as in production.
@@ -50,4 +51,19 @@ test('refuses a certificate not issued for the dialled host, or a leaf pinned as
 test('a malformed fingerprint and an unreachable controller are clear errors', async () => {
   assert.throws(() => normaliseFingerprint('md5:abc'), /must be sha256:/)
   await assert.rejects(fetchPinnedCa('127.0.0.1', 1, tls.fingerprint, 2000), /cannot reach 127\.0\.0\.1:1: ECONNREFUSED/)
+})
+
+test('an intermediate CA between the server certificate and the pinned root: the path is followed, and refused when a link is missing', async () => {
+  const root = await issueCert('CN=Pin Root CA', null, true)
+  const issuing = await issueCert('CN=Pin Issuing CA', root, true)
+  const leaf = await issueCert('CN=localhost', issuing, false)
+  const der = (c: { cert: { rawData: ArrayBuffer } }) => Buffer.from(c.cert.rawData)
+  const rootFp = normaliseFingerprint(createHash('sha256').update(der(root)).digest('hex'))
+  const pinned = verifyPinnedChain([der(leaf), der(issuing), der(root)], '127.0.0.1', rootFp)
+  assert.equal(pinned.replace(/\s+/g, ''), root.pem.replace(/\s+/g, ''))
+  // Without the intermediate the server certificate does not lead to the pinned root.
+  assert.throws(() => verifyPinnedChain([der(leaf), der(root)], '127.0.0.1', rootFp), /not signed by the pinned CA/)
+  // A CA that is not the leaf's issuer does not complete the path either.
+  const stranger = await issueCert('CN=Stranger CA', root, true)
+  assert.throws(() => verifyPinnedChain([der(leaf), der(stranger), der(root)], '127.0.0.1', rootFp), /not signed by the pinned CA/)
 })

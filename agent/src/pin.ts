@@ -62,6 +62,9 @@ export function fetchPinnedCa(host: string, port: number, fingerprint: string, t
   })
 }
 
+/** More is a loop or a misconfiguration, not a real PKI. */
+const MAX_INTERMEDIATES = 4
+
 /** Pure check of a presented chain (DER, leaf first) against a pinned CA fingerprint and the dialled host. */
 export function verifyPinnedChain(chain: Buffer[], host: string, wanted: string, now = new Date()): string {
   if (chain.length === 0) throw new PinError('the controller presented no certificate')
@@ -72,9 +75,20 @@ export function verifyPinnedChain(chain: Buffer[], host: string, wanted: string,
   const ca = new X509Certificate(caDer)
   const leaf = new X509Certificate(chain[0]!)
   if (!ca.ca) throw new PinError('the pinned certificate is not a CA certificate')
-  if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) throw new PinError("the controller's certificate is not signed by the pinned CA")
   const t = now.getTime()
-  if (t < Date.parse(leaf.validFrom) || t > Date.parse(leaf.validTo)) throw new PinError("the controller's certificate is not valid now")
+  const validNow = (c: X509Certificate) => t >= Date.parse(c.validFrom) && t <= Date.parse(c.validTo)
+  if (!validNow(leaf)) throw new PinError("the controller's certificate is not valid now")
+  // Up from the server certificate through the presented intermediate CAs (each valid now and signed
+  // by the next) to the pinned CA; later connections verify the same path against the pinned CA alone.
+  const presented = chain.slice(1).map((der) => new X509Certificate(der))
+  const signedBy = (c: X509Certificate, issuer: X509Certificate) => c.checkIssued(issuer) && c.verify(issuer.publicKey)
+  let cert = leaf
+  for (let hops = 0; !signedBy(cert, ca); hops++) {
+    const issuer = presented.find((i) => i.ca && i.fingerprint256 !== cert.fingerprint256 && signedBy(cert, i))
+    if (!issuer || hops >= MAX_INTERMEDIATES) throw new PinError("the controller's certificate is not signed by the pinned CA")
+    if (!validNow(issuer)) throw new PinError(`the intermediate CA ${issuer.subject.replaceAll('\n', ', ')} is not valid now`)
+    cert = issuer
+  }
   const matches = isIP(host) ? leaf.checkIP(host) !== undefined : leaf.checkHost(host) !== undefined
   if (!matches) throw new PinError(`the controller's certificate is not issued for ${host}`)
   return ca.toString()

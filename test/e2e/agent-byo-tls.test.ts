@@ -37,6 +37,23 @@ test('with an own certificate chain, the shown CA fingerprint is the root CA and
   await agent.waitFor('agent.session_ready')
 })
 
+test('through an intermediate CA: the agent pins the root, checks the path at enrolment and connects', async () => {
+  const issuing = await issueCert('CN=Operator Issuing CA, O=Example', root, true)
+  const viaIntermediate = await issueCert('CN=localhost', issuing, false)
+  const { certFile, keyFile } = await writeChainFiles([viaIntermediate, issuing, root])
+  const second = await TestController.start({ OPSC_TLS_CERT: certFile, OPSC_TLS_KEY: keyFile })
+  let viaAgent: AgentProcess | undefined
+  try {
+    assert.equal(second.running.caFingerprint, certificateFingerprint(root.pem))
+    const { stateDir } = await enrollAgent(second)
+    viaAgent = AgentProcess.start(stateDir)
+    await viaAgent.waitFor('agent.session_ready')
+  } finally {
+    await viaAgent?.kill('SIGTERM')
+    await second.stop()
+  }
+})
+
 test('a certificate file without its CA stops the controller with exit code 2 and says what the file must hold', async () => {
   const { certFile, keyFile } = await writeChainFiles([server])
   const databaseUrl = (await testBackend()) === 'postgres' ? await createPostgresDatabase({ migrated: false }) : undefined

@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { ConfigError } from '../config.ts'
-import type { Logger } from '../log.ts'
 import { certificateFingerprint, ensureTls } from './pki.ts'
 import { issueCert, privateKeyPem, writeChainFiles, type IssuedCert } from './test-fixture.ts'
 
@@ -73,12 +72,9 @@ test('own certificate: the root CA at the end of the chain file is what agents p
 
 test('own certificate through an intermediate: the root is pinned and the whole chain presented, in order', async () => {
   // Files often list the chain out of order or with extra certificates; only the path to the root counts.
-  const warnings: string[] = []
-  const log = { warn: (_: unknown, msg: string) => warnings.push(msg) } as unknown as Logger
   const files = await writeChainFiles([serverViaIntermediate, root, intermediate, await issue('CN=Unrelated CA', null, true)])
-  const tls = await ensureTls({ dataDir: tempDir(), ...files, log })
+  const tls = await ensureTls({ dataDir: tempDir(), ...files })
   assert.equal(tls.fingerprint, certificateFingerprint(root.pem))
-  assert.deepEqual(warnings, ['tls.intermediate_ca_unsupported_by_agents'])
   const presented = tls.certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!.map((p) => new X509Certificate(p).subject)
   assert.deepEqual(presented, ['CN=localhost', 'CN=BYO Issuing CA', 'CN=BYO Root CA'])
 })

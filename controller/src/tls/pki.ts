@@ -48,13 +48,6 @@ export function certificateFingerprint(pem: string): string {
 export async function ensureTls(opts: TlsOptions): Promise<TlsMaterial> {
   if (opts.certFile && opts.keyFile) {
     const provided = loadProvidedTls(opts.certFile, opts.keyFile)
-    if (provided.certPem.match(/-----BEGIN CERTIFICATE-----/g)!.length > 2) {
-      // The agent's enrolment pin check wants the server certificate signed by the pinned CA itself.
-      opts.log?.warn(
-        { caFingerprint: provided.fingerprint, hint: 'agents cannot enrol yet when an intermediate CA sits between the server certificate and the root' },
-        'tls.intermediate_ca_unsupported_by_agents',
-      )
-    }
     return provided
   }
   const dir = path.join(opts.dataDir, 'tls')
