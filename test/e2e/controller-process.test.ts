@@ -104,7 +104,10 @@ describe('Postgres (DATABASE_URL)', () => {
     const url = await createPostgresDatabase({ migrated: false })
     const c = await start({ env: { DATABASE_URL: url } })
     await dropPostgresDatabase(url)
-    const res = await eventually(() => httpsRequest(`${c.baseUrl}/readyz`, { ca: c.ca }), (r) => r.status === 503)
+    // A failure names what the controller said (a crash shows its last words).
+    const res = await eventually(() => httpsRequest(`${c.baseUrl}/readyz`, { ca: c.ca }), (r) => r.status === 503).catch((err: Error) => {
+      throw new Error(`${err.message}; controller stderr: ${c.stderr().slice(-4000)}`)
+    })
     assert.equal(res.json<{ status: string }>().status, 'not_ready')
     assert.equal((await httpsRequest(`${c.baseUrl}/healthz`, { ca: c.ca })).status, 200)
     assert.equal(await eventually(() => grpcHealthCheck(`localhost:${c.grpcPort}`, c.ca), (s) => s === 'NOT_SERVING'), 'NOT_SERVING')
