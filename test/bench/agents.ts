@@ -1,5 +1,5 @@
 // Agents held by one controller (RSS per agent, connect time), fan-out of one signed echo to 1,000
-// agents, and output persisted per second. Simulated agents run in worker processes (agents/worker.ts).
+// agents, and output persisted per second. The agents are the simulator's (test/sim), in worker processes.
 // `npm run bench -- agents [--record] [--agents N] [--workers N] [--fanout N] [--stream-mib N] [--window N] [--connect-concurrency N]`
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
@@ -8,15 +8,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { TestController } from '../harness/agents.ts'
 import { testBackend } from '../harness/db.ts'
 import { formatCpu, measureCpu } from './agents/cpu.ts'
-import { Fleet } from './agents/fleet.ts'
-import { CHUNK_BYTES, STREAM_COMMAND } from './agents/protocol.ts'
-import { checkpoint, dispatchAll, p99, rssKiBOf, seedAgents, settledMemory } from './agents/setup.ts'
+import { CHUNK_BYTES, Fleet, seedIdentities, STREAM_COMMAND } from '../sim/fleet.ts'
+import { checkpoint, dispatchAll, p99, rssKiBOf, settledMemory } from './agents/setup.ts'
 import { median, record, table } from './report.ts'
 
 const MiB = 1024 * 1024
 const HEARTBEAT_MS = 15_000 // the controller's default
 /** Extra agents, in a worker of their own (as real agents each have a process), for the output streams. */
 const STREAMERS = 10
+const f0 = (n: number) => n.toFixed(0)
+const f1 = (n: number) => n.toFixed(1)
 
 export async function agentsBench(args: string[]): Promise<void> {
   const opt = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) || fallback : fallback)
@@ -37,28 +38,29 @@ export async function agentsBench(args: string[]): Promise<void> {
   let fleet: Fleet | undefined
   let streamFleet: Fleet | undefined
   try {
-    const all = await seedAgents(controller.ctx.db, count + STREAMERS)
+    const all = await seedIdentities(controller.ctx.db, count + STREAMERS)
     const identities = all.slice(0, count)
-    fleet = await Fleet.start(workers)
     const caPem = readFileSync(path.join(controller.dataDir, 'tls', 'ca.crt'), 'utf8')
+    let t0 = 0 // set when connecting starts
+    fleet = await Fleet.start({
+      controller: controller.grpcAddress,
+      caPem,
+      identities,
+      processes: workers,
+      concurrency,
+      deferConnect: true,
+      onProgress: (ready) => console.log(`# ${ready.toLocaleString('en')} agents connected after ${f1((performance.now() - t0) / 1000)} s`),
+    })
     const agentPids = fleet.pids
-    const f0 = (n: number) => n.toFixed(0)
-    const f1 = (n: number) => n.toFixed(1)
     const cpuHeader = 'CPU s: controller / Postgres / agents'
 
     // 1. Connect every agent, let a heartbeat interval pass, compare the controller's settled memory with before.
     await checkpoint(controller.ctx.db)
     const before = await settledMemory()
     const workersBeforeKiB = agentPids.reduce((sum, pid) => sum + rssKiBOf(pid), 0)
-    const t0 = performance.now()
+    t0 = performance.now()
     const { result: connected, cpu: connectCpu } = await measureCpu(agentPids, () =>
-      fleet!.connect({
-        address: controller.grpcAddress,
-        caPem,
-        identities,
-        concurrency,
-        onProgress: (ready) => console.log(`# ${ready.toLocaleString('en')} agents connected after ${f1((performance.now() - t0) / 1000)} s`),
-      }),
+      fleet!.connect(),
     )
     const connectMs = performance.now() - t0
     const held = controller.ctx.agentGateway!.registry.size
@@ -101,8 +103,8 @@ export async function agentsBench(args: string[]): Promise<void> {
     console.log(fanoutTable)
 
     // 3. Output: one agent, then ten at once, each streaming `streamBytes`, from a worker of their own.
-    streamFleet = await Fleet.start(1)
-    await streamFleet.connect({ address: controller.grpcAddress, caPem, identities: all.slice(count), concurrency: 1, onProgress: () => {} })
+    streamFleet = await Fleet.start({ controller: controller.grpcAddress, caPem, identities: all.slice(count), processes: 1, concurrency: 1 })
+    await streamFleet.ready()
     const streamRows: (string | number)[][] = []
     for (const parallel of [1, STREAMERS]) {
       const ids = all.slice(count, count + parallel).map((a) => a.id)

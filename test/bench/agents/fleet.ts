@@ -1,83 +1,32 @@
-// The simulated-agent worker processes of the agents bench: fork, hand out identities, connect, kill.
-import { fork, type ChildProcess } from 'node:child_process'
-import path from 'node:path'
-import type { AgentIdentity, FromWorker, ToWorker } from './protocol.ts'
-
-const WORKER = path.join(import.meta.dirname, 'worker.ts')
-
-/** Resolves with the worker's next message of `type`; rejects when it fails or exits first. */
-function next<T extends FromWorker['type']>(worker: ChildProcess, type: T, onOther?: (msg: FromWorker) => void): Promise<Extract<FromWorker, { type: T }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (msg: FromWorker) => {
-      if (msg.type === type) done(() => resolve(msg as Extract<FromWorker, { type: T }>))
-      else if (msg.type === 'failed') done(() => reject(new Error(`agent worker ${worker.pid} failed: ${msg.message}`)))
-      else onOther?.(msg)
-    }
-    const onExit = (code: number | null, signal: string | null) => done(() => reject(new Error(`agent worker ${worker.pid} exited (${signal ?? code})`)))
-    const done = (settle: () => void) => {
-      worker.off('message', onMessage)
-      worker.off('exit', onExit)
-      settle()
-    }
-    worker.on('message', onMessage)
-    worker.on('exit', onExit)
-  })
-}
-
-export interface ConnectReport {
-  /** Sessions that ended before SessionReady (refused, timed out) and were retried. */
-  retries: number
-  lastProblem?: string
-}
+// Compatibility for test/bench/runs.ts (not yet moved to the simulator's API): the old
+// `Fleet.start(workers)` + `connect({…})` shape over test/sim's Fleet. New code: import test/sim/fleet.ts.
+import { Fleet as SimFleet, type ReadyReport, type SimIdentity } from '../../sim/fleet.ts'
 
 export class Fleet {
-  private constructor(private readonly workers: ChildProcess[]) {}
+  private sim: SimFleet | undefined
+  private constructor(private readonly processes: number) {}
 
-  static async start(count: number): Promise<Fleet> {
-    const workers = Array.from({ length: count }, () => fork(WORKER, [], { execArgv: ['--import', 'tsx', '--no-deprecation'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
-    const fleet = new Fleet(workers)
-    try {
-      await Promise.all(workers.map((w) => next(w, 'loaded')))
-    } catch (err) {
-      await fleet.stop()
-      throw err
-    }
-    return fleet
+  static async start(processes: number): Promise<Fleet> {
+    return new Fleet(processes)
   }
 
   get pids(): number[] {
-    return this.workers.map((w) => w.pid!)
+    return this.sim?.pids ?? []
   }
 
-  /** Spreads the identities over the workers and resolves once every agent has a live session. */
-  async connect(opts: { address: string; caPem: string; identities: AgentIdentity[]; concurrency: number; onProgress(ready: number): void }): Promise<ConnectReport> {
-    const progress = new Map<ChildProcess, number>()
-    const reports = await Promise.all(
-      this.workers.map((worker, i) => {
-        const agents = opts.identities.filter((_, j) => j % this.workers.length === i)
-        worker.send({ type: 'connect', address: opts.address, caPem: opts.caPem, agents, concurrency: opts.concurrency } satisfies ToWorker)
-        return next(worker, 'connected', (msg) => {
-          if (msg.type !== 'progress') return
-          progress.set(worker, msg.ready)
-          opts.onProgress([...progress.values()].reduce((a, b) => a + b, 0))
-        })
-      }),
-    )
-    const lastProblem = reports.find((r) => r.lastProblem)?.lastProblem
-    return { retries: reports.reduce((sum, r) => sum + r.retries, 0), ...(lastProblem ? { lastProblem } : {}) }
+  async connect(opts: { address: string; caPem: string; identities: Pick<SimIdentity, 'id' | 'seed'>[]; concurrency: number; onProgress(ready: number): void }): Promise<ReadyReport> {
+    this.sim = await SimFleet.start({
+      controller: opts.address,
+      caPem: opts.caPem,
+      identities: opts.identities.map((identity, index) => ({ ...identity, index })),
+      processes: this.processes,
+      concurrency: opts.concurrency,
+      onProgress: opts.onProgress,
+    })
+    return this.sim.ready()
   }
 
-  /** Ends every worker (their connections drop with them): disconnect, which they exit on, SIGKILL after 5 s. */
   async stop(): Promise<void> {
-    await Promise.all(
-      this.workers.map(async (w) => {
-        if (w.exitCode !== null || w.signalCode !== null) return
-        const exited = new Promise((resolve) => w.once('exit', resolve))
-        if (w.connected) w.disconnect()
-        const timer = setTimeout(() => w.kill('SIGKILL'), 5000)
-        await exited
-        clearTimeout(timer)
-      }),
-    )
+    await this.sim?.stop()
   }
 }

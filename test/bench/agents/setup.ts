@@ -1,19 +1,14 @@
-// The controller-side helpers of the agents bench: agent rows, dispatching to many agents at once,
+// The controller-side helpers of the agents bench: dispatching to many agents at once,
 // memory and a Postgres checkpoint between measurements.
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { sql } from 'drizzle-orm'
-import { agent } from '../../../controller/src/agents/agents.sql.ts'
 import type { Db } from '../../../controller/src/db/client.ts'
 import { rowsOf } from '../../../controller/src/db/migrate.ts'
-import { VERSION } from '../../../proto/src/product-version.ts'
-import { generateBoxKeyPair } from '../../../proto/src/seal.ts'
-import { exportEd25519PrivateKey, generateEd25519KeyPair } from '../../../proto/src/sign.ts'
-import { PROTOCOL_VERSION } from '../../../proto/src/version.ts'
 import type { TestController } from '../../harness/agents.ts'
-import type { AgentIdentity } from './protocol.ts'
+import { seedIdentities } from '../../sim/identities.ts'
 
 let gc: (() => void) | undefined
 
@@ -54,29 +49,8 @@ export function p99(values: number[]): number {
   return sorted[Math.max(0, Math.ceil(0.99 * sorted.length) - 1)]!
 }
 
-/** Agent rows as enrollment would leave them, inserted directly; returns each agent's id and identity seed. */
-export async function seedAgents(db: Db, count: number): Promise<AgentIdentity[]> {
-  const identities: AgentIdentity[] = []
-  for (let start = 0; start < count; start += 1000) {
-    const rows = []
-    for (let i = start; i < Math.min(count, start + 1000); i++) {
-      const identity = generateEd25519KeyPair()
-      const id = crypto.randomUUID()
-      identities.push({ id, seed: Buffer.from(exportEd25519PrivateKey(identity.privateKey)).toString('base64') })
-      rows.push({
-        id,
-        name: `bench-agent-${i}`,
-        hostname: `bench-agent-${i}`,
-        identityPublicKey: Buffer.from(identity.publicKeyRaw).toString('base64'),
-        boxPublicKey: Buffer.from(generateBoxKeyPair().publicKey).toString('base64'),
-        agentVersion: VERSION,
-        protocolVersion: `${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor}`,
-      })
-    }
-    await db.insert(agent).values(rows)
-  }
-  return identities
-}
+/** Agent rows inserted directly (the simulator's seedIdentities): kept for test/bench/runs.ts. */
+export const seedAgents = (db: Db, count: number) => seedIdentities(db, count)
 
 /** Flushes what earlier runs left in Postgres's buffers, so their checkpoint does not land inside a measurement. */
 export async function checkpoint(db: Db): Promise<void> {
