@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { callerFor, errorPaths, createTestUser, type TestUser } from '../../../test/harness/auth.ts'
-import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
-import { createApp } from '../app.ts'
+import { describe, test } from 'node:test'
+import { errorPaths } from '../../../test/harness/auth.ts'
+import { useApiTestApp } from '../../../test/harness/api-app.ts'
 import { activeWindowAt, openingsBetween } from './maintenance.ts'
 import { windowRow } from './test-window.ts'
 
@@ -12,6 +11,8 @@ const w = windowRow
 const spans = (r: { openings: { start: Date; end: Date }[] }) => r.openings.map((o) => [o.start.toISOString(), o.end.toISOString()])
 const D = (s: string) => new Date(s)
 
+const api = useApiTestApp(['operator', 'viewer'])
+const as = api.as
 describe('openingsBetween', () => {
   test('one_off: listed when it overlaps the range, whole', () => {
     const win = w({ kind: 'one_off', startsAt: D('2026-05-01T22:00:00Z'), endsAt: D('2026-05-02T02:00:00Z') })
@@ -59,29 +60,17 @@ describe('openingsBetween', () => {
   })
 })
 
-let t: TestContext
-let app: ReturnType<typeof createApp>
-let op: TestUser
-let viewer: TestUser
-before(async () => {
-  t = await createTestContext()
-  app = createApp(t.ctx, { uiDir: '/nonexistent' })
-  op = await createTestUser(t.ctx, 'operator')
-  viewer = await createTestUser(t.ctx, 'viewer')
-})
-after(() => t.close())
-const as = (user: TestUser) => callerFor(app)(user)
 const PATH = '/api/v1/maintenance-windows'
 
 describe('GET /maintenance-windows/calendar', () => {
   test('viewers get every opening of every window in the range, disabled ones flagged, by start', async () => {
     const made = [
-      await as(op).post(PATH, { name: 'cal weekly', kind: 'weekly', timezone: 'Europe/Berlin', ranges: [{ days: ['sat'], start: '23:00', end: '01:00' }], applies_to: 'all' }),
-      await as(op).post(PATH, { name: 'cal once', kind: 'one_off', starts_at: '2026-05-05T08:00:00Z', ends_at: '2026-05-05T09:30:00Z', applies_to: 'all', action: 'defer' }),
-      await as(op).post(PATH, { name: 'cal off', kind: 'cron', cron: '0 3 * * *', duration_sec: 1800, applies_to: 'all', enabled: false }),
+      await as('operator').post(PATH, { name: 'cal weekly', kind: 'weekly', timezone: 'Europe/Berlin', ranges: [{ days: ['sat'], start: '23:00', end: '01:00' }], applies_to: 'all' }),
+      await as('operator').post(PATH, { name: 'cal once', kind: 'one_off', starts_at: '2026-05-05T08:00:00Z', ends_at: '2026-05-05T09:30:00Z', applies_to: 'all', action: 'defer' }),
+      await as('operator').post(PATH, { name: 'cal off', kind: 'cron', cron: '0 3 * * *', duration_sec: 1800, applies_to: 'all', enabled: false }),
     ]
     for (const m of made) assert.equal(m.status, 201, JSON.stringify(m.body))
-    const res = await as(viewer).get(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-10T00:00:00Z`)
+    const res = await as('viewer').get(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-10T00:00:00Z`)
     assert.equal(res.status, 200, JSON.stringify(res.body))
     assert.equal(res.body.from, '2026-05-04T00:00:00.000Z')
     assert.deepEqual(res.body.truncated, [])
@@ -100,28 +89,28 @@ describe('GET /maintenance-windows/calendar', () => {
     assert.equal(res.body.items[0].window_id, made[2]!.body.id)
     assert.equal(res.body.items[0].timezone, 'UTC')
     // A deleted window is gone from the calendar.
-    assert.equal((await as(op).del(`${PATH}/${made[2]!.body.id}`)).status, 200)
-    const again = await as(viewer).get(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-10T00:00:00Z`)
+    assert.equal((await as('operator').del(`${PATH}/${made[2]!.body.id}`)).status, 200)
+    const again = await as('viewer').get(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-10T00:00:00Z`)
     assert.deepEqual(new Set(again.body.items.map((i: any) => i.name)), new Set(['cal once', 'cal weekly']))
   })
 
   test('a missing, reversed or too long range is a 400 naming the parameter', async () => {
-    const missing = await as(viewer).get(`${PATH}/calendar?from=2026-05-04T00:00:00Z`)
+    const missing = await as('viewer').get(`${PATH}/calendar?from=2026-05-04T00:00:00Z`)
     assert.equal(missing.status, 400)
     assert.deepEqual(errorPaths(missing.body), ['to'])
-    const reversed = await as(viewer).get(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-01T00:00:00Z`)
+    const reversed = await as('viewer').get(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-01T00:00:00Z`)
     assert.equal(reversed.status, 400)
     assert.deepEqual(errorPaths(reversed.body), ['to'])
-    const long = await as(viewer).get(`${PATH}/calendar?from=2026-01-01T00:00:00Z&to=2026-06-01T00:00:00Z`)
+    const long = await as('viewer').get(`${PATH}/calendar?from=2026-01-01T00:00:00Z&to=2026-06-01T00:00:00Z`)
     assert.equal(long.status, 400)
     assert.match(long.body.error.details[0].message, /62 days/)
-    const bad = await as(viewer).get(`${PATH}/calendar?from=yesterday&to=2026-06-01T00:00:00Z`)
+    const bad = await as('viewer').get(`${PATH}/calendar?from=yesterday&to=2026-06-01T00:00:00Z`)
     assert.equal(bad.status, 400)
     assert.deepEqual(errorPaths(bad.body), ['from'])
   })
 
   test('needs a signed-in user', async () => {
-    const res = await app.request(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-05T00:00:00Z`)
+    const res = await api.app.request(`${PATH}/calendar?from=2026-05-04T00:00:00Z&to=2026-05-05T00:00:00Z`)
     assert.equal(res.status, 401)
   })
 })
