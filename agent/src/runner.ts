@@ -34,7 +34,8 @@ const STREAMS: Record<OutputStreamName, OutputStream> = {
   file: OutputStream.FILE,
 }
 
-const REFUSAL: Record<RefusalReason, { reject: RejectReason; event: SecurityEventKind }> = {
+/** How the agent answers each refused assignment: the reject reason and the security event (the simulator answers the same). */
+export const REFUSAL: Record<RefusalReason, { reject: RejectReason; event: SecurityEventKind }> = {
   bad_signature: { reject: RejectReason.BAD_SIGNATURE, event: SecurityEventKind.BAD_SIGNATURE },
   unknown_key: { reject: RejectReason.UNKNOWN_KEY, event: SecurityEventKind.UNKNOWN_KEY },
   wrong_agent: { reject: RejectReason.WRONG_AGENT, event: SecurityEventKind.WRONG_AGENT },

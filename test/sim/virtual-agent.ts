@@ -11,11 +11,11 @@ import { rmSync } from 'node:fs'
 import path from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
-import { OutputStream, RejectReason, SecurityEventKind, type Cancel, type SignedAssignment } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
-import { importEd25519PrivateKey, importEd25519PublicKey, verifySignedAssignment, type RefusalReason } from '../../proto/src/sign.ts'
+import { OutputStream, RejectReason, type Cancel, type SignedAssignment } from '../../proto/gen/opsconductor/agent/v1/run_pb.ts'
+import { importEd25519PrivateKey, importEd25519PublicKey, verifySignedAssignment } from '../../proto/src/sign.ts'
 import { ControllerConnection } from '../../agent/src/connection.ts'
 import { Journal } from '../../agent/src/journal.ts'
-import { Runner } from '../../agent/src/runner.ts'
+import { REFUSAL, Runner } from '../../agent/src/runner.ts'
 import { Spool } from '../../agent/src/spool.ts'
 import { CHUNK_BYTES, STREAM_COMMAND, type Behaviour, type SimIdentity, type SimStats } from './protocol.ts'
 
@@ -26,15 +26,6 @@ const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 /** Printable output for `emit` (and outputBytes): random letters, a newline every 64 bytes. */
 const TEXT_CHUNK = Buffer.from(Array.from(randomBytes(CHUNK_BYTES), (b, i) => (i % 64 === 63 ? 10 : ALPHABET.charCodeAt(b & 63))))
 
-const REFUSAL: Record<RefusalReason, { reject: RejectReason; event: SecurityEventKind }> = {
-  bad_signature: { reject: RejectReason.BAD_SIGNATURE, event: SecurityEventKind.BAD_SIGNATURE },
-  unknown_key: { reject: RejectReason.UNKNOWN_KEY, event: SecurityEventKind.UNKNOWN_KEY },
-  wrong_agent: { reject: RejectReason.WRONG_AGENT, event: SecurityEventKind.WRONG_AGENT },
-  expired: { reject: RejectReason.EXPIRED, event: SecurityEventKind.EXPIRED },
-  not_yet_valid: { reject: RejectReason.NOT_YET_VALID, event: SecurityEventKind.NOT_YET_VALID },
-  replayed: { reject: RejectReason.REPLAYED, event: SecurityEventKind.REPLAYED },
-  malformed: { reject: RejectReason.MALFORMED, event: SecurityEventKind.MALFORMED },
-}
 
 /** Deterministic draws in [0, 1): mulberry32 seeded from (seed, agent index, n-th assignment of the agent). */
 export function draws(seed: number, index: number, nth: number): () => number {
