@@ -24,6 +24,7 @@ import { targetGroupsRoutes } from './target-groups/routes.ts'
 import { targetsRoutes } from './targets/routes.ts'
 import { usersRoutes } from './users/routes.ts'
 import { apiNotFound, onError } from './http/errors.ts'
+import { rateLimit, rejectNulInUrl, requestBodyLimit } from './http/limits.ts'
 import { staticUi } from './http/static-ui.ts'
 import { systemRoutes, versionRoutes } from './system/routes.ts'
 
@@ -84,7 +85,11 @@ export function createApp(ctx: AppContext, opts: AppOptions = {}) {
     }),
   )
   app.route('/', systemRoutes)
+  // Bodies over the limit are refused before authentication reads anything; the rate limit keys by principal, so it follows it.
+  app.use('/api/*', requestBodyLimit(ctx.config.OPSC_HTTP_MAX_BODY_BYTES))
+  app.use('/api/*', rejectNulInUrl())
   app.use('/api/*', authenticate())
+  app.use('/api/*', rateLimit({ rps: ctx.config.OPSC_HTTP_RATE_LIMIT_RPS, burst: ctx.config.OPSC_HTTP_RATE_LIMIT_BURST }))
   app.use('/api/*', auditMutations())
   app.route('/api/v1', api)
   app.all('/api/*', apiNotFound)

@@ -138,6 +138,12 @@ export const ControllerConfig = z
     OPSC_NOTIFY_RETENTION_DAYS: bounded('OPSC_NOTIFY_RETENTION_DAYS', 90, 0, 36_500, 'days'),
     /** A claimed notification's lease: a send is aborted at half of it; a controller that died holding one loses it when it lapses. */
     OPSC_NOTIFY_LEASE_MS: bounded('OPSC_NOTIFY_LEASE_MS', 60_000, 2_000, 3_600_000),
+    /** Largest request body an API route takes (413 beyond); target and job imports take up to 32 MiB (or this, if larger). */
+    OPSC_HTTP_MAX_BODY_BYTES: bounded('OPSC_HTTP_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024, 'bytes'),
+    /** Sustained API requests per second per client (signed-in principal, else IP), per controller; 0 disables the limit. */
+    OPSC_HTTP_RATE_LIMIT_RPS: bounded('OPSC_HTTP_RATE_LIMIT_RPS', 50, 0, 1_000_000, 'requests per second'),
+    /** API requests a client may make at once before the sustained rate applies. */
+    OPSC_HTTP_RATE_LIMIT_BURST: bounded('OPSC_HTTP_RATE_LIMIT_BURST', 200, 1, 10_000_000, 'requests'),
     /** The directory `sftp.sync` steps sync from and to (`local`); default `<OPSC_DATA_DIR>/files`. */
     OPSC_FILES_DIR: z
       .string()

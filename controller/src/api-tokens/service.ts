@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.ts'
 import { isRole, lowerRole, roleAtLeast, ROLES } from '../auth/roles.ts'
 import { sha256Hex } from '../auth/sessions.ts'
 import type { AppContext } from '../context.ts'
+import { isUuid } from '../db/client.ts'
 import { AppError, NotFoundError } from '../errors.ts'
 import { appUser } from '../users/users.sql.ts'
 import { apiToken } from './api-tokens.sql.ts'
@@ -69,6 +70,7 @@ export async function listApiTokens(ctx: AppContext, principal: Principal, userI
 }
 
 export async function revokeApiToken(ctx: AppContext, principal: Principal, id: string): Promise<ApiTokenDto> {
+  if (!isUuid(id)) throw new NotFoundError('API token', id)
   const [row] = await ctx.db.select().from(apiToken).where(eq(apiToken.id, id))
   if (!row || (row.userId !== principal.userId && principal.role !== 'admin')) throw new NotFoundError('API token', id)
   const [updated] = await ctx.db

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { and, asc, eq } from 'drizzle-orm'
 import type { AppContext } from '../context.ts'
-import type { Db } from '../db/client.ts'
+import { isUuid, type Db } from '../db/client.ts'
 import { AppError, NotFoundError } from '../errors.ts'
 import { getTargetRow } from './service.ts'
 import { targetHostKey } from './targets.sql.ts'
@@ -97,6 +97,7 @@ export async function listHostKeys(ctx: AppContext, targetId: string): Promise<H
 /** Approve (trust) or revoke a key. Approving a new key for a host revokes the keys it replaces. */
 export async function decideStoredHostKey(ctx: AppContext, targetId: string, keyId: string, status: 'trusted' | 'revoked', by: string): Promise<HostKeyDto> {
   await getTargetRow(ctx.db, targetId)
+  if (!isUuid(keyId)) throw new NotFoundError('host key', keyId)
   const now = ctx.clock()
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx.select().from(targetHostKey).where(and(eq(targetHostKey.targetId, targetId), eq(targetHostKey.id, keyId)))
