@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Page } from 'playwright-core'
-import { agentCli, AgentProcess, waitUntil } from '../harness/agents.ts'
+import { agentCli, AgentProcess } from '../harness/agents.ts'
 import { apiCall, screenshot, type UiController } from './harness.ts'
 
 /** A fresh, empty agent state directory (what /var/lib/opsconductor-agent is on a host). */
@@ -34,34 +34,6 @@ export async function enrolledAgent(ui: UiController, token: string, start: bool
   const agent = AgentProcess.start(stateDir)
   await agent.waitFor('agent.session_ready')
   return { agentId, stateDir, agent }
-}
-
-/** API calls as the admin, asserting the status. */
-export class Api {
-  constructor(
-    readonly base: string,
-    readonly token: string,
-  ) {}
-
-  async call<T = any>(method: string, p: string, body?: unknown, expect?: number): Promise<T> {
-    const res = await apiCall(this.base, method, p, this.token, body)
-    if (expect !== undefined) assert.equal(res.status, expect, `${method} ${p}: ${JSON.stringify(res.body)}`)
-    return res.body as T
-  }
-
-  async job(definition: unknown): Promise<string> {
-    return (await this.call<{ id: string }>('POST', '/api/v1/jobs', definition, 201)).id
-  }
-
-  async run(jobId: string): Promise<string> {
-    return (await this.call<{ run_id: string }>('POST', `/api/v1/jobs/${jobId}/run`, {}, 202)).run_id
-  }
-
-  async waitForRun(runId: string, done: (r: any) => boolean = (r) => !['queued', 'running'].includes(r.status)): Promise<any> {
-    let last: any
-    await waitUntil(async () => done((last = await this.call('GET', `/api/v1/runs/${runId}`, undefined, 200))), 60_000, `run ${runId}`)
-    return last
-  }
 }
 
 /** Answers every request matching `pattern` with a 500 in the API's error shape, until the returned function is called. */

@@ -3,7 +3,8 @@ import { after, before, describe, test } from 'node:test'
 import type { Browser, Page } from 'playwright-core'
 import { insertUser } from '../../controller/src/users/service.ts'
 import type { AgentProcess } from '../harness/agents.ts'
-import { Api, assertNoOverflow, enrolledAgent, failRequests, forcedFailure, setTheme, shot } from './agents-helpers.ts'
+import { assertNoOverflow, enrolledAgent, failRequests, forcedFailure, setTheme, shot } from './agents-helpers.ts'
+import { Api } from './runs-helpers.ts'
 import { adminToken, assertAccessible, assertClean, launchBrowser, openPage, signIn, skipUi, startUiController, type UiController } from './harness.ts'
 
 // The dashboard against runs, schedules and agents made through the API: counts that match,
