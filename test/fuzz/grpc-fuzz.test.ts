@@ -72,37 +72,27 @@ function varint(n: number): Buffer {
   return Buffer.from(out)
 }
 
-/** Raw TLS to the gateway, then `bytes`; resolves when the server closes or after `ms`. */
-function tlsThenBytes(bytes: Buffer, ms = 2000): Promise<void> {
+/** Writes `bytes` once connected; resolves when the server closes the socket or after `ms`. */
+function sendThenDrain(socket: net.Socket, bytes: Buffer, ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: port(), servername: 'localhost', ca, ALPNProtocols: ['h2'] }, () => socket.write(bytes))
     const done = () => {
       clearTimeout(timer)
       socket.destroy()
       resolve()
     }
     const timer = setTimeout(done, ms)
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => socket.write(bytes))
     socket.on('data', () => {})
     socket.on('error', done)
     socket.on('close', done)
   })
 }
 
+/** Raw TLS to the gateway, then `bytes`. */
+const tlsThenBytes = (bytes: Buffer, ms = 2000) => sendThenDrain(tls.connect({ host: '127.0.0.1', port: port(), servername: 'localhost', ca, ALPNProtocols: ['h2'] }), bytes, ms)
+
 /** Plain TCP garbage where a TLS ClientHello should be. */
-function tcpGarbage(bytes: Buffer, ms = 2000): Promise<void> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port(), '127.0.0.1', () => socket.write(bytes))
-    const done = () => {
-      clearTimeout(timer)
-      socket.destroy()
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    socket.on('data', () => {})
-    socket.on('error', done)
-    socket.on('close', done)
-  })
-}
+const tcpGarbage = (bytes: Buffer, ms = 2000) => sendThenDrain(net.connect(port(), '127.0.0.1'), bytes, ms)
 
 function h2session(): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {

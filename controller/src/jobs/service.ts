@@ -169,6 +169,16 @@ export interface JobListItem {
   last_run: { id: string; status: RunStatus; created_at: string; finished_at: string | null } | null
 }
 
+/** The live jobs the list's filters select (the list and the export share them). */
+function listFilters(query: z.infer<typeof ListJobsQuery>) {
+  return [
+    isNull(job.deletedAt),
+    query.q ? containsText(query.q, job.name) : undefined,
+    query.tag ? sql`${job.tags} @> ${JSON.stringify([query.tag])}::jsonb` : undefined,
+    query.enabled ? eq(job.enabled, query.enabled === 'true') : undefined,
+  ]
+}
+
 export async function listJobs(ctx: AppContext, query: z.infer<typeof ListJobsQuery>, page: { limit: number; cursor?: string | undefined }): Promise<Page<JobListItem>> {
   const after = page.cursor ? decodeCursor(page.cursor, JobCursor) : undefined
   const rows = await ctx.db
@@ -177,10 +187,7 @@ export async function listJobs(ctx: AppContext, query: z.infer<typeof ListJobsQu
     .innerJoin(jobVersion, and(eq(jobVersion.jobId, job.id), eq(jobVersion.version, job.currentVersion)))
     .where(
       and(
-        isNull(job.deletedAt),
-        query.q ? containsText(query.q, job.name) : undefined,
-        query.tag ? sql`${job.tags} @> ${JSON.stringify([query.tag])}::jsonb` : undefined,
-        query.enabled ? eq(job.enabled, query.enabled === 'true') : undefined,
+        ...listFilters(query),
         after ? or(sql`lower(${job.name}) > ${after[0]}`, and(sql`lower(${job.name}) = ${after[0]}`, sql`${job.id} > ${after[1]}`)) : undefined,
       ),
     )
@@ -252,12 +259,7 @@ export async function exportJobs(ctx: AppContext, query: z.infer<typeof ListJobs
     .from(job)
     .innerJoin(jobVersion, and(eq(jobVersion.jobId, job.id), eq(jobVersion.version, job.currentVersion)))
     .where(
-      and(
-        isNull(job.deletedAt),
-        query.q ? containsText(query.q, job.name) : undefined,
-        query.tag ? sql`${job.tags} @> ${JSON.stringify([query.tag])}::jsonb` : undefined,
-        query.enabled ? eq(job.enabled, query.enabled === 'true') : undefined,
-      ),
+      and(...listFilters(query)),
     )
     .orderBy(sql`lower(${job.name})`, job.id)
   return { jobs: rows.map((r) => exportDefinition(r.definition)) }
