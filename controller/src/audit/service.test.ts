@@ -75,6 +75,14 @@ describe('appendAudit', () => {
     assert.equal((await verifyAuditChain(db)).ok, true)
   })
 
+  test('a leading byte-order mark is not stored, so every backend reads back what was hashed', async () => {
+    await appendAudit(db, entry({ resourceId: '\uFEFF\uFEFFid\uFEFF', actor: { type: 'user', id: '\uFEFF', name: 'n' } }), new Date())
+    const [row] = await db.select().from(auditLog)
+    assert.equal(row?.resourceId, 'id\uFEFF')
+    assert.equal(row?.actorId, '')
+    assert.equal((await verifyAuditChain(db)).ok, true)
+  })
+
   test('links each row to the one before it', async () => {
     const a = await appendAudit(db, entry(), new Date())
     const b = await appendAudit(db, entry({ actor: SYSTEM_ACTOR, action: 'system.start' }), new Date())

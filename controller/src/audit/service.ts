@@ -63,13 +63,22 @@ export async function appendAudit(db: Db, entry: AuditEntry, now: Date): Promise
   })
 }
 
+/**
+ * What a text column gives back exactly as it was hashed: PGlite decodes each text value with a
+ * TextDecoder, which drops a leading byte-order mark, so a stored leading U+FEFF would read back
+ * without it and break the row's hash.
+ */
+function columnText(s: string): string {
+  return cleanString(s, TEXT_MAX).replace(/^\uFEFF+/, '')
+}
+
 function storableFields(entry: AuditEntry): Omit<AuditContent, 'id' | 'at'> {
-  const text = (s: string | null | undefined) => (s == null ? null : cleanString(s, TEXT_MAX))
+  const text = (s: string | null | undefined) => (s == null ? null : columnText(s))
   return {
     actorType: entry.actor.type,
     actorId: text(entry.actor.id),
     actorName: text(entry.actor.name),
-    action: cleanString(entry.action, TEXT_MAX),
+    action: columnText(entry.action),
     resourceType: text(entry.resourceType),
     resourceId: text(entry.resourceId),
     clientAddress: text(entry.clientAddress),
