@@ -81,6 +81,12 @@ export const ControllerConfig = z
     /** Where the built web UI lives; defaults to ui/dist of this checkout (packages set it). */
     OPSC_UI_DIR: z.string().optional(),
     /** How often controller and agents exchange heartbeats; silence for 3 intervals ends a session. */
+    /** The agent gateway cuts a TLS handshake not finished in this time. */
+    OPSC_GRPC_HANDSHAKE_TIMEOUT_MS: bounded('OPSC_GRPC_HANDSHAKE_TIMEOUT_MS', 10_000, 100, 120_000),
+    /** The agent gateway closes a connection that carries no call for this long. */
+    OPSC_GRPC_IDLE_CONNECTION_MS: bounded('OPSC_GRPC_IDLE_CONNECTION_MS', 60_000, 100, 3_600_000),
+    /** Connections the agent gateway holds at most; more are closed at once. */
+    OPSC_GRPC_MAX_CONNECTIONS: bounded('OPSC_GRPC_MAX_CONNECTIONS', 50_000, 1, 1_000_000, 'connections'),
     OPSC_AGENT_HEARTBEAT_MS: bounded('OPSC_AGENT_HEARTBEAT_MS', 15_000, 200, 15_000),
     /** How long an assignment on a disconnected agent waits for it to come back before it is `agent_lost`. */
     OPSC_AGENT_LOST_GRACE_MS: bounded('OPSC_AGENT_LOST_GRACE_MS', 120_000, 1_000, 86_400_000),

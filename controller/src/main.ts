@@ -128,6 +128,11 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       log,
       version: VERSION,
       installationId,
+      limits: {
+        tlsHandshakeTimeoutMs: config.OPSC_GRPC_HANDSHAKE_TIMEOUT_MS,
+        idleConnectionMs: config.OPSC_GRPC_IDLE_CONNECTION_MS,
+        maxConnections: config.OPSC_GRPC_MAX_CONNECTIONS,
+      },
       services: {
         enroll: async (request, peer) => enrollResponse(await enrollAgent(ctx, ca, request, peer)),
         connect: (call, channelBinding) => gateway.serve(call, channelBinding),

@@ -34,6 +34,26 @@ export interface GrpcServerOptions {
   installationId: string
   /** What the gateway serves beyond GetControllerInfo; a method without a service answers UNIMPLEMENTED. */
   services?: AgentGatewayServices
+  /** Bounds on what one connection may hold, against slow or idle clients; defaults in DEFAULT_CONNECTION_LIMITS. */
+  limits?: Partial<ConnectionLimits>
+}
+
+export interface ConnectionLimits {
+  /** A TLS handshake not finished in this time is cut (a client that connects and says nothing). */
+  tlsHandshakeTimeoutMs: number
+  /** A connection that carries no call for this long is closed (an agent always holds its Connect stream). */
+  idleConnectionMs: number
+  /** Connections beyond this many are closed at once (the agents one controller can hold, plus headroom). */
+  maxConnections: number
+  /** Calls one connection may have open at once: an agent needs one Connect stream and a unary call or two. */
+  maxStreamsPerConnection: number
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  tlsHandshakeTimeoutMs: 10_000,
+  idleConnectionMs: 60_000,
+  maxConnections: 50_000,
+  maxStreamsPerConnection: 16,
 }
 
 export interface AgentGatewayServices {
@@ -69,7 +89,13 @@ function peerAddress(call: grpc.ServerUnaryCall<unknown, unknown>): string | nul
 
 /** The agent gateway listener: TLS with the controller's certificate, the AgentService and gRPC health. */
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
-  const server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1, 'grpc.max_receive_message_length': 16 * 1024 * 1024 })
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.limits }
+  const server = new grpc.Server({
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    'grpc.max_connection_idle_ms': limits.idleConnectionMs,
+    'grpc.max_concurrent_streams': limits.maxStreamsPerConnection,
+  })
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AgentService.typeName]: 'NOT_SERVING' })
   health.addToServer(server)
   server.addService(grpcServiceDefinition(AgentService), {
@@ -104,7 +130,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     },
   })
   // The CA travels in the chain so an enrolling agent can pin it by fingerprint before it trusts anything.
-  const listener = await listenWithChannelBinding(server, { tls: opts.tls, certChainPem: presentedChain(opts.tls), host: opts.host, port: opts.port, log: opts.log })
+  const listener = await listenWithChannelBinding(server, { tls: opts.tls, certChainPem: presentedChain(opts.tls), host: opts.host, port: opts.port, log: opts.log, limits })
   const port = listener.port
   const setServing = (status: ServingStatus) => {
     health.setStatus('', status)
