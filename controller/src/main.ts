@@ -18,6 +18,7 @@ import { migrateDatabase, shippedMigrationCount } from './db/migrate.ts'
 import { startHttpServer, type RunningHttpServer } from './http/server.ts'
 import type { Logger } from './log.ts'
 import { createMetrics } from './system/metrics.ts'
+import { registerFleetMetrics } from './system/fleet-metrics.ts'
 import { Readiness } from './system/readiness.ts'
 import {
   ensureInstallation,
@@ -26,6 +27,7 @@ import {
   registerControllerNode,
 } from './system/service.ts'
 import { ensureTls } from './tls/pki.ts'
+import { checkSharedCa } from './tls/shared-ca.ts'
 import { verifyMasterKey } from './crypto/key-check.ts'
 import { loadMasterKeyring } from './crypto/master-key.ts'
 import { announceFirstAdmin } from './users/first-admin.ts'
@@ -91,6 +93,8 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
       sans: config.OPSC_TLS_SANS,
       log,
     })
+    // Controllers sharing this database must present the CA the agents pinned (docs/ha.md).
+    await checkSharedCa(database.db, tls.fingerprint, log)
     const ctx: AppContext = {
       db: database.db,
       database,
@@ -110,6 +114,7 @@ export async function startController(config: ControllerConfig, log: Logger): Pr
     await ensureSigningKey(database.db, keyring)
     const gateway = createAgentGateway(ctx)
     ctx.agentGateway = gateway
+    registerFleetMetrics(ctx)
     cleanups.push(() => gateway.stop())
     const engine = new RunEngine(ctx, {
       leaseMs: config.OPSC_WORK_LEASE_MS,

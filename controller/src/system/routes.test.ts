@@ -6,6 +6,10 @@ import { after, before, describe, test } from 'node:test'
 import parsePrometheusTextFormat from 'parse-prometheus-text-format'
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { createApp } from '../app.ts'
+import { createTarget } from '../targets/service.ts'
+import { RunsApi } from '../../../test/harness/runs.ts'
+import { registerFleetMetrics } from './fleet-metrics.ts'
+import { registerControllerNode } from './service.ts'
 
 let t: TestContext
 let uiDir: string
@@ -64,6 +68,35 @@ describe('metrics', () => {
     // Unknown paths share one label so a scanner cannot blow up the series count.
     assert.ok(labels.some((l) => l.route === 'unmatched' && l.status === '404'))
     assert.ok(!labels.some((l) => l.route?.includes('nope')))
+  })
+})
+
+describe('fleet metrics', () => {
+  test('report this controller, the cluster backlog and who leads, read from the database', async () => {
+    registerFleetMetrics(t.ctx)
+    await registerControllerNode(t.ctx.db, { id: t.ctx.nodeId, version: t.ctx.version, httpPort: 1, grpcPort: 2 })
+    await createTarget(t.ctx, { name: 'fm-1', address: '127.0.0.1', os_type: 'linux', enabled: true, tags: { fm: '1' }, connection: { type: 'ssh', port: 22, credential_id: null, host_key_policy: 'tofu', jump: [] } })
+    await createTarget(t.ctx, { name: 'fm-2', address: '127.0.0.1', os_type: 'linux', enabled: true, tags: { fm: '1' }, connection: { type: 'ssh', port: 22, credential_id: null, host_key_policy: 'tofu', jump: [] } })
+    // No run engine in this context: the admitted run stays running with its step runs waiting to be claimed.
+    const api = await RunsApi.as(t.ctx)
+    await api.run(await api.createJob({ name: 'fm', targets: 'fm=1', steps: [{ type: 'exec', command: 'true' }] }))
+    const res = await app().request('/metrics')
+    const samples = new Map<string, number>()
+    for (const f of parsePrometheusTextFormat(await res.text())) {
+      for (const m of f.metrics as { value?: string; labels?: Record<string, string> }[]) {
+        const labels = Object.entries(m.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+        samples.set(labels ? `${f.name}{${labels}}` : f.name, Number(m.value))
+      }
+    }
+    assert.equal(samples.get('opsc_agent_sessions'), 0)
+    assert.equal(samples.get('opsc_runs_active{status=queued}'), 0)
+    assert.equal(samples.get('opsc_runs_active{status=running}'), 1)
+    assert.equal(samples.get('opsc_step_runs_claimable'), 2)
+    assert.ok(samples.get('opsc_step_runs_claimable_oldest_seconds')! >= 0)
+    assert.equal(samples.get('opsc_controllers_alive'), 1)
+    assert.equal(samples.get('opsc_scheduler_leader'), 0)
+    assert.equal(samples.get('opsc_notifications_pending'), 0)
+    assert.equal(samples.get('opsc_agent_assignments_open{status=pending}'), 0)
   })
 })
 
