@@ -50,6 +50,8 @@ export const ControllerConfig = z
       .default('./data')
       .refine((v) => v.length > 0, { message: 'OPSC_DATA_DIR must not be empty' })
       .transform((v) => path.resolve(v)),
+    /** Postgres connections one controller opens at most (plus one for LISTEN); ignored for the embedded database. */
+    OPSC_DB_POOL_SIZE: bounded('OPSC_DB_POOL_SIZE', 10, 1, 1000, 'connections'),
     DATABASE_URL: z
       .string()
       .optional()

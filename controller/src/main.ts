@@ -54,7 +54,7 @@ export interface RunningController {
 
 export function databaseTarget(config: ControllerConfig): DatabaseTarget {
   return config.DATABASE_URL
-    ? { kind: 'postgres', url: config.DATABASE_URL }
+    ? { kind: 'postgres', url: config.DATABASE_URL, poolSize: config.OPSC_DB_POOL_SIZE }
     : { kind: 'pglite', dir: path.join(config.OPSC_DATA_DIR, 'pgdata') }
 }
 

@@ -16,7 +16,8 @@ export type Schema = typeof schema
 export type Db = PgDatabase<PgQueryResultHKT, Schema>
 
 export type DatabaseTarget =
-  | { kind: 'postgres'; url: string }
+  /** `poolSize`: connections this process opens at most (default 10), plus one for LISTEN. */
+  | { kind: 'postgres'; url: string; poolSize?: number }
   /** `dir` undefined → in-memory; `snapshot` starts from a dumped data dir instead of running initdb. */
   | { kind: 'pglite'; dir?: string; snapshot?: Blob }
 
@@ -34,16 +35,16 @@ export interface Database {
 
 /** Opens the database and proves it answers; an unreachable one is an UnavailableError with the reason. */
 export async function openDatabase(target: DatabaseTarget): Promise<Database> {
-  const database = target.kind === 'postgres' ? openPostgres(target.url) : await openPglite(target.dir, target.snapshot)
+  const database = target.kind === 'postgres' ? openPostgres(target.url, target.poolSize) : await openPglite(target.dir, target.snapshot)
   await database.ping()
   return database
 }
 
 const UNLISTEN_WAIT_MS = 2_000
 
-function openPostgres(url: string): Database {
+function openPostgres(url: string, poolSize = 10): Database {
   const client = postgres(url, {
-    max: 10,
+    max: poolSize,
     connect_timeout: 5,
     idle_timeout: 60,
     onnotice: () => {},
