@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { sql, type SQL } from 'drizzle-orm'
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
@@ -67,16 +68,19 @@ function openPostgres(url: string, poolSize = 10): Database {
   }
 }
 
+/** The extensions the migrations create (Postgres ships them as contrib; PGlite loads them on demand). */
+const PGLITE_EXTENSIONS = { pg_trgm }
+
 async function openPglite(dir: string | undefined, snapshot: Blob | undefined): Promise<Database> {
   const fresh = dir !== undefined && !existsSync(path.join(dir, 'PG_VERSION'))
   if (dir) mkdirSync(dir, { recursive: true, mode: 0o700 })
   let client: PGlite
   try {
-    client = await PGlite.create({ dataDir: dir, loadDataDir: snapshot })
+    client = await PGlite.create({ dataDir: dir, loadDataDir: snapshot, extensions: PGLITE_EXTENSIONS })
     if (fresh) {
       // initdb leaves ~400 MiB of WebAssembly memory behind; reopening (~0.6 s, first start only) releases it.
       await client.close()
-      client = await PGlite.create({ dataDir: dir })
+      client = await PGlite.create({ dataDir: dir, extensions: PGLITE_EXTENSIONS })
     }
   } catch (err) {
     throw new UnavailableError(`cannot open the embedded database in ${dir ?? 'memory'}: ${describeCause(err)}`, { cause: err })

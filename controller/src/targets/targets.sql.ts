@@ -41,6 +41,9 @@ export const target = pgTable(
     index('target_tags_idx').using('gin', sql`${t.tags} jsonb_path_ops`),
     index('target_connection_type_idx').on(sql`(${t.connection}->>'type')`),
     index('target_last_seen_idx').on(t.lastSeenAt),
+    // `?q=` is a substring search (ILIKE '%…%'): only trigrams make it an index scan (pg_trgm).
+    index('target_name_trgm_idx').using('gin', sql`${t.name} gin_trgm_ops`),
+    index('target_address_trgm_idx').using('gin', sql`${t.address} gin_trgm_ops`),
   ],
 )
 export type TargetRow = typeof target.$inferSelect
