@@ -40,6 +40,11 @@ export class AssignmentEvents {
     }
   }
 
+  /** The assignments someone is waiting on. */
+  watched(): string[] {
+    return [...this.listeners.keys()]
+  }
+
   emit(assignmentId: string, event: AssignmentEvent): void {
     for (const listener of this.listeners.get(assignmentId) ?? []) listener(event)
   }

@@ -86,7 +86,14 @@ export class OutputWriter {
     const rows: OutputRow[] = []
     const updates: { id: string; before: OutputState; after: OutputState }[] = []
     for (const [assignmentId, list] of byAssignment) {
-      const before = await this.state(assignmentId)
+      let before = await this.state(assignmentId)
+      // A gap after what this process remembers: another controller may have stored the chunks in
+      // between (the agent was connected there for a while). The database knows; ask it again.
+      const firstNew = before && list.find((c) => Number(c.seq) > before!.ackedSeq)
+      if (before && firstNew && Number(firstNew.seq) > before.ackedSeq + 1) {
+        this.states.delete(assignmentId)
+        before = await this.state(assignmentId)
+      }
       if (!before || before.agentId !== agentId) {
         this.ctx.log.warn({ agentId, assignmentId }, 'agents.output_for_unknown_assignment')
         continue

@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js'
-import { and, isNotNull, sql } from 'drizzle-orm'
+import { and, eq, inArray, isNotNull, lt, ne, sql } from 'drizzle-orm'
 import type { ConnectRequest, ConnectResponse } from '../../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import type { AppContext } from '../../context.ts'
-import { uuidArray } from '../../db/client.ts'
+import { isUuid, uuidArray } from '../../db/client.ts'
 import { agent } from '../agents.sql.ts'
-import { Dispatcher } from '../assignments/dispatcher.ts'
+import { agentAssignment, FINAL_STATUSES } from '../assignments/assignments.sql.ts'
+import { Dispatcher, outcomeOf } from '../assignments/dispatcher.ts'
 import { frame } from './frames.ts'
 import { SessionRegistry } from './registry.ts'
 import { flushLastSeen, serveConnect } from './session.ts'
@@ -22,6 +23,8 @@ export interface AgentGateway {
 }
 
 const SWEEP_MS = 10_000
+/** How soon a verdict that arrived through another controller reaches the steps waiting here. */
+const SETTLE_MS = 2_000
 
 export function createAgentGateway(ctx: AppContext): AgentGateway {
   const { config } = ctx
@@ -34,7 +37,16 @@ export function createAgentGateway(ctx: AppContext): AgentGateway {
   const sweep = () =>
     Promise.all([dispatcher.sweep(), dropRevoked(ctx, registry), dispatcher.announceKeysIfChanged()]).catch((err) => ctx.log.warn({ err }, 'agents.sweep_failed'))
   const sweepTimer = setInterval(sweep, Math.min(SWEEP_MS, config.OPSC_AGENT_LOST_GRACE_MS))
-  for (const t of [seenTimer, sweepTimer]) t.unref()
+  // A step this controller waits on may end through another one (its agent reconnected there).
+  let settling = false
+  const settleTimer = setInterval(() => {
+    if (settling) return
+    settling = true
+    Promise.all([settleFinishedElsewhere(ctx, dispatcher), redeliverUnreceived(ctx, registry)])
+      .catch((err) => ctx.log.warn({ err }, 'agents.settle_failed'))
+      .finally(() => (settling = false))
+  }, SETTLE_MS)
+  for (const t of [seenTimer, sweepTimer, settleTimer]) t.unref()
   void sweep()
 
   return {
@@ -60,6 +72,7 @@ export function createAgentGateway(ctx: AppContext): AgentGateway {
     stop() {
       clearInterval(seenTimer)
       clearInterval(sweepTimer)
+      clearInterval(settleTimer)
     },
   }
 }
@@ -74,4 +87,58 @@ async function dropRevoked(ctx: AppContext, registry: SessionRegistry): Promise<
     .from(agent)
     .where(and(sql`${agent.id} = any(${uuidArray(ids)})`, isNotNull(agent.revokedAt)))
   for (const { id } of revoked) registry.get(id)?.close(grpc.status.PERMISSION_DENIED, 'this agent has been revoked')
+}
+
+/**
+ * Verdicts written by another controller: an agent that reconnected elsewhere reports its result
+ * there, and the dispatcher's events reach this process's watchers only. Whatever is awaited here
+ * and is final in the database is told to its watchers (the step runs this controller holds).
+ */
+export async function settleFinishedElsewhere(ctx: AppContext, dispatcher: Dispatcher): Promise<number> {
+  const ids = dispatcher.events.watched().filter((id) => isUuid(id))
+  let settled = 0
+  for (let i = 0; i < ids.length; i += 5_000) {
+    const rows = await ctx.db
+      .select()
+      .from(agentAssignment)
+      .where(and(inArray(agentAssignment.id, ids.slice(i, i + 5_000)), inArray(agentAssignment.status, [...FINAL_STATUSES])))
+    for (const row of rows) {
+      dispatcher.events.emit(row.id, { type: 'status', status: row.status, at: row.finishedAt ?? ctx.clock() })
+      dispatcher.events.emit(row.id, { type: 'finished', outcome: outcomeOf(row) })
+    }
+    settled += rows.length
+  }
+  if (settled) ctx.log.info({ count: settled }, 'agents.verdicts_from_elsewhere')
+  return settled
+}
+
+/** How old a `sent` assignment must be before redeliverUnreceived looks at it (a normal accept comes within milliseconds). */
+const REDELIVER_AFTER_MS = 3_000
+
+/**
+ * Assignments recorded `sent` that the agent never received: a dispatch that wrote to a session
+ * which closed meanwhile (its insert waited out a database restart while the agent reconnected,
+ * here or through another controller whose reconnect resend ran before the row existed). For each
+ * agent connected here, the agent holds exactly what its Hello listed plus what was written on this
+ * session; a `sent` row outside both is written again (put_file is left out: its content lives in
+ * the dispatching controller's memory). A copy the agent did get after all is refused as a replay,
+ * never run twice.
+ */
+export async function redeliverUnreceived(ctx: AppContext, registry: SessionRegistry): Promise<number> {
+  if (registry.size === 0) return 0
+  const rows = await ctx.db
+    .select()
+    .from(agentAssignment)
+    .where(and(eq(agentAssignment.status, 'sent'), ne(agentAssignment.actionKind, 'putFile'), lt(agentAssignment.createdAt, new Date(ctx.clock().getTime() - REDELIVER_AFTER_MS))))
+    .limit(1_000)
+  let sent = 0
+  for (const row of rows) {
+    const session = registry.get(row.agentId)
+    if (!session || session.isClosed || session.delivered.has(row.id) || session.heldAtConnect.has(row.id)) continue
+    session.delivered.add(row.id)
+    ctx.log.warn({ agentId: row.agentId, assignmentId: row.id, sessionId: session.id }, 'agents.assignment_redelivered')
+    await session.send(frame({ case: 'assignment', value: { assignment: row.signed, signature: row.signature, keyId: row.keyId } }))
+    sent++
+  }
+  return sent
 }

@@ -56,6 +56,8 @@ export class AgentSession {
   readonly connectedAt: Date
   /** Assignments written on this session: dispatch and the reconnect resend may race for the same one. */
   readonly delivered = new Set<string>()
+  /** The assignments the agent said it holds when this session opened (its Hello's in-flight list). */
+  readonly heldAtConnect = new Set<string>()
   private queue: Promise<void> = Promise.resolve()
   private pendingOutput: OutputChunk[] = []
   private closed = false
@@ -303,6 +305,7 @@ export function serveConnect(call: Call, deps: GatewayDeps): void {
     clearTimeout(handshakeTimer)
     // Assigned before any await: a stream that ends mid-setup must still finish this session.
     session = new AgentSession(row!.id, row!.name, new Uint8Array(Buffer.from(row!.boxPublicKey, 'base64')), peer, call, deps)
+    for (const id of hello!.inFlightAssignmentIds) session.heldAtConnect.add(id)
     step = 'ready'
     await openSession(session, deps, row!, hello!)
   }
