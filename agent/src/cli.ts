@@ -32,23 +32,33 @@ const stateDirOption = () => new Option('--state-dir <dir>', 'the agent state di
 program
   .command('enroll')
   .description('enrol this host with a controller using a one-time token (run once, as the service user)')
-  .requiredOption('--controller <host:port>', "the controller's agent gateway (gRPC) address")
+  .requiredOption(
+    '--controller <host:port...>',
+    "the controller's agent gateway (gRPC) address; repeat it, or separate with commas, to give every controller of a multi-controller deployment (all must present the same CA)",
+  )
   .requiredOption('--token <token>', 'the enrollment token an admin created')
   .requiredOption('--ca-fingerprint <sha256:…>', "the controller CA's SHA-256 fingerprint, shown with the token")
   .option('--state-dir <dir>', 'where the identity is kept (default /var/lib/opsconductor-agent, or %ProgramData%\\OpsConductor\\Agent)')
-  .action(async (opts: { controller: string; token: string; caFingerprint: string; stateDir?: string }) => {
-    const { enroll, parseControllerAddress } = await import('./enroll.ts')
+  .action(async (opts: { controller: string[]; token: string; caFingerprint: string; stateDir?: string }) => {
+    const { enroll, parseControllerList } = await import('./enroll.ts')
     const { normaliseFingerprint } = await import('./pin.ts')
     const { defaultStateDir } = await import('./state.ts')
     const stateDir = opts.stateDir ?? defaultStateDir()
     try {
-      parseControllerAddress(opts.controller)
+      parseControllerList(opts.controller)
       normaliseFingerprint(opts.caFingerprint)
     } catch (err) {
       fail(err, EXIT.config)
     }
-    const { agentId } = await enroll({ controller: opts.controller, token: opts.token, caFingerprint: opts.caFingerprint, stateDir }).catch(fail)
-    process.stdout.write(`enrolled as agent ${agentId}; identity stored in ${stateDir}\n`)
+    const { agentId, controllers } = await enroll({
+      controller: opts.controller,
+      token: opts.token,
+      caFingerprint: opts.caFingerprint,
+      stateDir,
+      onUnreachable: (address, reason) => process.stderr.write(`opsconductor-agent: warning: controller ${address} not reachable now (${reason}); kept in the list\n`),
+    }).catch(fail)
+    const via = controllers.length > 1 ? `; controllers ${controllers.join(', ')}` : ''
+    process.stdout.write(`enrolled as agent ${agentId}; identity stored in ${stateDir}${via}\n`)
   })
 
 const int = (name: string) => (raw: string) => {
@@ -78,9 +88,21 @@ program
   .option('--spool-max-bytes <n>', 'disk budget for unacknowledged output (env OPSC_AGENT_SPOOL_MAX_BYTES)', int('--spool-max-bytes'))
   .option('--allowed-root <dir...>', 'restrict put_file/get_file to these directories')
   .option('--reconnect-max-ms <n>', 'cap of the reconnect backoff (env OPSC_AGENT_RECONNECT_MAX_MS)', int('--reconnect-max-ms'))
+  .option(
+    '--controller <host:port...>',
+    'replace the stored controller list (repeat, or separate with commas; env OPSC_AGENT_CONTROLLERS); the new list is kept in the state dir',
+  )
   .addOption(new Option('--log-level <level>', 'log level (env OPSC_AGENT_LOG_LEVEL)').choices(LOG_LEVELS))
   .addHelpText('after', '\nExit codes: 0 stopped by SIGTERM/SIGINT, 1 unexpected failure, 2 configuration error, 3 identity refused by the controller.')
-  .action(async (flags: { stateDir?: string; maxConcurrent?: number; spoolMaxBytes?: number; allowedRoot?: string[]; reconnectMaxMs?: number; logLevel?: string }) => {
+  .action(async (flags: { stateDir?: string; maxConcurrent?: number; spoolMaxBytes?: number; allowedRoot?: string[]; reconnectMaxMs?: number; logLevel?: string; controller?: string[] }) => {
+    const { parseControllerList } = await import('./enroll.ts')
+    let controllers: string[] | undefined
+    try {
+      if (flags.controller) controllers = parseControllerList(flags.controller)
+      else if (process.env.OPSC_AGENT_CONTROLLERS) controllers = parseControllerList(process.env.OPSC_AGENT_CONTROLLERS, 'OPSC_AGENT_CONTROLLERS')
+    } catch (err) {
+      fail(new UsageError((err as Error).message), EXIT.config)
+    }
     const opts = {
       stateDir: flags.stateDir,
       maxConcurrent: flags.maxConcurrent ?? envInt('OPSC_AGENT_MAX_CONCURRENT', 4),
@@ -102,6 +124,7 @@ program
         backoffBaseMs: Math.min(1_000, opts.reconnectMaxMs),
         backoffCapMs: opts.reconnectMaxMs,
         logLevel: opts.logLevel,
+        ...(controllers ? { controllers } : {}),
       })
     } catch (err) {
       // Everything runAgent reads up front is configuration: the enrollment, the journal, the spool.

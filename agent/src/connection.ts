@@ -47,6 +47,8 @@ export interface ConnectionOptions {
   /** Reconnect backoff: full jitter, delay = random(0, min(cap, base · 2^attempt)). */
   backoffBaseMs?: number
   backoffCapMs?: number
+  /** Picks the first controller to dial and the next one after a lost session (tests pass a fixed one); default Math.random. */
+  random?: () => number
   /** Session up or down (with why it ended), for the status file. */
   onState?(state: { connected: boolean; controller: string; error?: string | undefined }): void
 }
@@ -56,6 +58,12 @@ const AgentClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(Agen
 /** Full-jitter exponential backoff (AWS architecture blog): spreads reconnects of many agents evenly. */
 export function backoffDelay(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)))
+}
+
+/** After a session was lost: any controller but the one just used (it may be the one that died), picked at random. */
+export function nextAfterLostSession(current: number, count: number, random = Math.random): number {
+  if (count <= 1) return 0
+  return (current + 1 + Math.min(count - 2, Math.floor(random() * (count - 1)))) % count
 }
 
 type SessionEnd = { ready: boolean; drainWindowMs?: number; status?: grpc.status; details?: string; error?: string }
@@ -109,10 +117,17 @@ export class ControllerConnection {
   async run(): Promise<{ refused?: string }> {
     const base = this.opts.backoffBaseMs ?? 1_000
     const cap = this.opts.backoffCapMs ?? 30_000
+    const { controllers } = this.opts
+    const random = this.opts.random ?? Math.random
     let attempt = 0
-    let next = 0
+    // A random first controller spreads a fleet over every controller. A failed attempt moves on to the
+    // next one in the list; a lost session to a random other one, so the agents of a controller that
+    // died spread over the others instead of all landing on its neighbour in the list.
+    let next = Math.floor(random() * controllers.length)
     while (!this.stopped) {
-      const address = this.opts.controllers[next++ % this.opts.controllers.length]!
+      const current = next % controllers.length
+      const address = controllers[current]!
+      next = current + 1
       const end = await this.session(address).catch((err: Error): SessionEnd => {
         this.opts.log.warn({ controller: address, err: err.message }, 'agent.session_failed')
         return { ready: false, error: err.message }
@@ -121,7 +136,10 @@ export class ControllerConnection {
       this.opts.onState?.({ connected: false, controller: address, error: describeEnd(end) })
       const refused = identityRefusal(end)
       if (refused) return { refused }
-      if (end.ready) attempt = 0
+      if (end.ready) {
+        attempt = 0
+        next = nextAfterLostSession(current, controllers.length, random)
+      }
       let delay: number
       if (end.drainWindowMs !== undefined) delay = Math.floor(Math.random() * end.drainWindowMs)
       else if (end.status === grpc.status.PERMISSION_DENIED || end.status === grpc.status.UNAUTHENTICATED) delay = cap // refused: keep trying, slowly

@@ -6,7 +6,7 @@ import { ControllerConnection } from './connection.ts'
 import { Journal } from './journal.ts'
 import { Runner } from './runner.ts'
 import { Spool } from './spool.ts'
-import { readEnrollment, STATE_PATHS, writeSigningKeys } from './state.ts'
+import { readEnrollment, STATE_PATHS, writeControllers, writeSigningKeys } from './state.ts'
 import { StatusPublisher } from './status-file.ts'
 
 export interface AgentRunOptions {
@@ -20,6 +20,8 @@ export interface AgentRunOptions {
   backoffCapMs: number
   backoffBaseMs: number
   logLevel: string
+  /** Replaces the stored controller list (and is stored): `run --controller` / OPSC_AGENT_CONTROLLERS. */
+  controllers?: string[]
 }
 
 export interface RunningAgent {
@@ -34,6 +36,12 @@ export function runAgent(opts: AgentRunOptions): RunningAgent {
   const log = pino({ level: opts.logLevel, base: { service: 'opsconductor-agent' }, redact: ['*.env', '*.secrets', 'env', 'secrets'] }, pino.destination(2))
   const state = readEnrollment(opts.stateDir)
   const agentId = state.identity.agent_id
+  const stored = state.identity.controllers
+  if (opts.controllers && opts.controllers.join(',') !== stored.join(',')) {
+    writeControllers(opts.stateDir, opts.controllers)
+    log.info({ from: stored, to: opts.controllers }, 'agent.controllers_changed')
+  }
+  const controllers = opts.controllers ?? stored
   const signingKeys = new Map<string, KeyObject>(state.identity.signing_keys.map((k) => [k.key_id, importEd25519PublicKey(Buffer.from(k.public_key, 'base64'))]))
   const journal = Journal.open(path.join(opts.stateDir, STATE_PATHS.journal))
   const spool = Spool.open(path.join(opts.stateDir, STATE_PATHS.spool), { maxBytes: opts.spoolMaxBytes })
@@ -41,7 +49,7 @@ export function runAgent(opts: AgentRunOptions): RunningAgent {
   let runner: Runner | undefined
   const connection: ControllerConnection = new ControllerConnection({
     agentId,
-    controllers: state.identity.controllers,
+    controllers,
     caCertPem: state.caCertPem,
     identityKey: importEd25519PrivateKey(state.identitySeed),
     log,

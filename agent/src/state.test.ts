@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
-import { defaultStateDir, isEnrolled, readEnrollment, writeEnrollment, type EnrollmentState } from './state.ts'
+import { defaultStateDir, isEnrolled, readEnrollment, writeControllers, writeEnrollment, type EnrollmentState } from './state.ts'
 
 const sample = (): EnrollmentState => ({
   identity: {
@@ -46,4 +46,16 @@ test('an invalid identity writes nothing that looks enrolled', () => {
   assert.equal(isEnrolled(dir), false)
   assert.deepEqual(readdirSync(dir), [])
   assert.throws(() => readEnrollment(dir), /holds no enrolled agent/)
+})
+
+test('the controller list can be replaced later; the rest of the identity stays', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'opsc-state-'))
+  const state = sample()
+  writeEnrollment(dir, state)
+  writeControllers(dir, ['a.example.test:8444', 'b.example.test:8444'])
+  const back = readEnrollment(dir)
+  assert.deepEqual(back.identity, { ...state.identity, controllers: ['a.example.test:8444', 'b.example.test:8444'] })
+  assert.equal(statSync(path.join(dir, 'agent.json')).mode & 0o777, 0o600)
+  assert.throws(() => writeControllers(dir, []), /too_small|>=1|at least/i, 'an empty list is never stored')
+  assert.deepEqual(readEnrollment(dir).identity.controllers, ['a.example.test:8444', 'b.example.test:8444'])
 })

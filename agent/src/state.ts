@@ -11,7 +11,7 @@ export function defaultStateDir(platform = process.platform, env = process.env):
 
 export const AgentIdentity = z.object({
   agent_id: z.uuid(),
-  /** `host:port` of the controller's gRPC listener (more may be added for fail-over). */
+  /** `host:port` of each controller's gRPC listener: one, or every controller of a multi-controller deployment. */
   controllers: z.array(z.string().min(1)).min(1),
   installation_id: z.string(),
   enrolled_at: z.iso.datetime(),
@@ -138,4 +138,11 @@ export function writeSigningKeys(dir: string, keys: AgentIdentity['signing_keys'
   const file = path.join(dir, FILES.identity)
   const identity = readIdentityFile(dir)
   writePrivate(file, JSON.stringify(AgentIdentity.parse({ ...identity, signing_keys: keys }), null, 2) + '\n', 0o600)
+}
+
+/** Replaces the stored controller list (`run --controller` / OPSC_AGENT_CONTROLLERS); the rest of the identity stays. */
+export function writeControllers(dir: string, controllers: string[]): void {
+  const file = path.join(dir, FILES.identity)
+  const identity = readIdentityFile(dir)
+  writePrivate(file, JSON.stringify(AgentIdentity.parse({ ...identity, controllers }), null, 2) + '\n', 0o600)
 }

@@ -76,7 +76,9 @@ export class TestController {
     this.running = await startController(config, log)
   }
 
-  async restart(): Promise<void> {
+  /** Stops and boots again on the same ports and data; `env` changes settings from now on (e.g. a shorter heartbeat). */
+  async restart(env: Record<string, string> = {}): Promise<void> {
+    Object.assign(this.env, env)
     await this.running.stop()
     await this.boot()
   }
