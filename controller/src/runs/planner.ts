@@ -121,8 +121,11 @@ export function planRun(steps: PlannedStep[], attempts: Attempt[], positions: Ma
     for (const a of attempts) if (status.get(a.id) === 'queued') end(a, policy.stopping, policy.stopping === 'cancelled' ? 'the run was cancelled' : 'the run timed out')
   } else {
     const realLanes = lanes.filter((l) => l.targetId !== null)
+    // Counted once: below, steps only start or end `skipped`, so no lane fails meanwhile (once per lane
+    // made a 10,000-target fan-out quadratic: seconds of planning before its first step).
+    let failed: number | undefined
     const thresholdReached = () => {
-      const failed = realLanes.filter(laneFailed).length
+      failed ??= realLanes.filter(laneFailed).length
       if (policy.failureCount !== undefined && failed >= policy.failureCount) return true
       if (policy.failurePercent !== undefined && realLanes.length > 0 && (failed * 100) / realLanes.length >= policy.failurePercent) return true
       return false

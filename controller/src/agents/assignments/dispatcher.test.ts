@@ -67,3 +67,15 @@ test('cancelling pending work ends it cancelled before any agent sees it', async
   await dispatcher.cancel(assignmentId, 'operator changed their mind')
   assert.equal((await done).status, 'cancelled')
 })
+
+test('assignments dispatched at once (stored in batches): a row that cannot be stored fails alone, the others are stored', async () => {
+  const taken = randomUUID()
+  await dispatcher.dispatch(agentId, echo, { assignmentId: taken })
+  const results = await Promise.allSettled([
+    dispatcher.dispatch(agentId, echo),
+    dispatcher.dispatch(agentId, echo, { assignmentId: taken }), // the id exists: a duplicate key
+    dispatcher.dispatch(agentId, echo),
+  ])
+  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'])
+  for (const r of results) if (r.status === 'fulfilled') assert.equal((await dispatcher.outcome(r.value.assignmentId))!.status, 'pending')
+})

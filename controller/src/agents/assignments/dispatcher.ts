@@ -59,6 +59,9 @@ const CANCEL_GRACE_MS = 5_000
 const SIGNING_KEY_REFRESH_MS = 60_000
 const OPEN: AssignmentStatus[] = ['pending', 'sent', 'running']
 
+type NewAssignment = typeof agentAssignment.$inferInsert & Pick<AgentAssignmentRow, 'id' | 'status' | 'signed' | 'signature' | 'keyId'>
+type PendingInsert = { row: NewAssignment; error?: unknown }
+
 const REJECT_NAMES: Record<number, string> = {
   [RejectReason.BAD_SIGNATURE]: 'bad_signature',
   [RejectReason.UNKNOWN_KEY]: 'unknown_key',
@@ -142,31 +145,46 @@ export class Dispatcher implements SessionHooks {
     })
     const signed = signAssignment(signer.privateKey, signer.keyId, toBinary(AssignmentSchema, assignment))
     const session = this.registry.get(agentId)
-    const [row] = await this.ctx.db
-      .insert(agentAssignment)
-      .values({
-        id,
-        agentId,
-        runId: opts.runId ?? null,
-        stepId: opts.stepId ?? null,
-        actionKind: kind,
-        // Written to a live session right after the insert: recorded as sent at once (one statement less).
-        status: session ? 'sent' : 'pending',
-        sentAt: session ? now : null,
-        signed: Buffer.from(signed.assignment),
-        signature: Buffer.from(signed.signature),
-        keyId: signed.keyId,
-        createdAt: now,
-        expiresAt,
-      })
-      .returning()
+    const row = {
+      id,
+      agentId,
+      runId: opts.runId ?? null,
+      stepId: opts.stepId ?? null,
+      actionKind: kind,
+      // Written to a live session right after the insert: recorded as sent at once (one statement less).
+      status: session ? ('sent' as const) : ('pending' as const),
+      sentAt: session ? now : null,
+      signed: Buffer.from(signed.assignment),
+      signature: Buffer.from(signed.signature),
+      keyId: signed.keyId,
+      createdAt: now,
+      expiresAt,
+    }
+    await this.insert(row)
     if (opts.content) this.content.set(id, opts.content)
     this.output.seed(id, agentId)
     const events = this.events.stream(id)
     const done = this.watchOutcome(id).outcome // a new assignment: nothing to read back yet
-    if (session) await this.send(session, row!)
+    if (session) await this.send(session, row)
     return { assignmentId: id, events, done }
   }
+
+  /** Resolves once the row is stored; a fan-out's rows go in one INSERT per event-loop turn. */
+  private async insert(row: NewAssignment): Promise<void> {
+    const item: PendingInsert = { row }
+    await this.inserts.add(item)
+    if (item.error) throw item.error
+  }
+
+  /** One INSERT for many dispatches; when it fails, each row is tried alone so only the bad one fails (a vanished agent, a duplicate id). */
+  private readonly inserts = new Batcher<PendingInsert>(async (items) => {
+    try {
+      await this.ctx.db.insert(agentAssignment).values(items.map((i) => i.row))
+    } catch (err) {
+      if (items.length === 1) throw err
+      for (const item of items) await this.ctx.db.insert(agentAssignment).values(item.row).catch((e: unknown) => (item.error = e))
+    }
+  })
 
   private async boxKeyOf(agentId: string): Promise<Uint8Array> {
     if (!isUuid(agentId)) throw new NotFoundError('agent', agentId)
@@ -375,7 +393,7 @@ export class Dispatcher implements SessionHooks {
     }
   }
 
-  private async send(session: AgentSession, row: AgentAssignmentRow): Promise<void> {
+  private async send(session: AgentSession, row: Pick<AgentAssignmentRow, 'id' | 'status' | 'signed' | 'signature' | 'keyId'>): Promise<void> {
     if (session.delivered.has(row.id)) return // a second copy would only be refused as a replay
     session.delivered.add(row.id)
     await session.send(frame({ case: 'assignment', value: { assignment: row.signed, signature: row.signature, keyId: row.keyId } }))
