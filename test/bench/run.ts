@@ -1,6 +1,9 @@
 // `npm run bench [-- NAME ...] [--record]`: runs the named benchmarks (all when none is named).
 import { agentPackageBench } from './agent-package.ts'
 import { agentsBench } from './agents.ts'
+import { apiBench } from './api.ts'
+import { fanoutBench } from './fanout.ts'
+import { outputBench } from './output.ts'
 import { runsBench } from './runs.ts'
 import { schedulerBench } from './scheduler.ts'
 import { selectorsBench } from './selectors.ts'
@@ -12,9 +15,12 @@ const BENCHES: Record<string, (args: string[]) => Promise<void>> = {
   selectors: selectorsBench,
   agents: agentsBench,
   runs: runsBench,
+  fanout: fanoutBench,
   'ssh-fanout': sshFanoutBench,
   scheduler: schedulerBench,
   'agent-package': agentPackageBench,
+  output: outputBench,
+  api: apiBench,
 }
 
 const args = process.argv.slice(2)

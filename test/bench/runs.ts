@@ -4,22 +4,19 @@
 // `npm run bench -- runs [--record] [--targets N] [--latency-runs N] [--workers N]`
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import { eq, sql } from 'drizzle-orm'
-import { agent } from '../../controller/src/agents/agents.sql.ts'
+import { sql } from 'drizzle-orm'
 import { rowsOf } from '../../controller/src/db/migrate.ts'
-import { target } from '../../controller/src/targets/targets.sql.ts'
 import { TestController } from '../harness/agents.ts'
 import { testBackend } from '../harness/db.ts'
 import { RunsApi } from '../harness/runs.ts'
-import { Fleet } from './agents/fleet.ts'
-import { p99, seedAgents } from './agents/setup.ts'
+import { Fleet } from '../sim/fleet.ts'
+import { numberOption, p99, seedAgentTargets } from './agents/setup.ts'
 import { median, record, table } from './report.ts'
 
 export async function runsBench(args: string[]): Promise<void> {
-  const opt = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) || fallback : fallback)
-  const count = opt('--targets', 1000)
-  const latencyRuns = opt('--latency-runs', 50)
-  const workers = opt('--workers', 4)
+  const count = numberOption(args, '--targets', 1000)
+  const latencyRuns = numberOption(args, '--latency-runs', 50)
+  const workers = numberOption(args, '--workers', 4)
   if ((await testBackend()) !== 'postgres') {
     console.log('# Postgres not reachable: the runs bench needs it; skipped')
     return
@@ -28,18 +25,10 @@ export async function runsBench(args: string[]): Promise<void> {
   let fleet: Fleet | undefined
   try {
     const db = controller.ctx.db
-    const identities = await seedAgents(db, count)
-    for (let start = 0; start < identities.length; start += 1000) {
-      const slice = identities.slice(start, start + 1000)
-      const rows = await db
-        .insert(target)
-        .values(slice.map((a, i) => ({ name: `bench-target-${start + i}`, address: '127.0.0.1', osType: 'linux' as const, tags: { bench: 'runs' }, connection: { type: 'agent' as const, agent_id: a.id } })))
-        .returning({ id: target.id })
-      for (const [i, r] of rows.entries()) await db.update(agent).set({ targetId: r.id }).where(eq(agent.id, slice[i]!.id))
-    }
-    fleet = await Fleet.start(workers)
+    const identities = await seedAgentTargets(db, count, 'bench-target', () => ({ bench: 'runs' }))
     const caPem = readFileSync(path.join(controller.dataDir, 'tls', 'ca.crt'), 'utf8')
-    await fleet.connect({ address: controller.grpcAddress, caPem, identities, concurrency: 16, onProgress: () => {} })
+    fleet = await Fleet.start({ controller: controller.grpcAddress, caPem, identities, processes: workers, concurrency: 16 })
+    await fleet.ready()
     console.log(`# ${count} simulated agents connected`)
     const api = await RunsApi.as(controller.ctx)
 

@@ -215,4 +215,4 @@ export class Fleet {
 
 export type { Behaviour, ReadyReport, SimIdentity, SimStats } from './protocol.ts'
 export { enrolIdentities, seedIdentities } from './identities.ts'
-export { CHUNK_BYTES, STREAM_COMMAND } from './protocol.ts'
+export { CHUNK_BYTES, STAMPED_COMMAND, stampOf, STREAM_COMMAND } from './protocol.ts'

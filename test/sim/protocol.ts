@@ -34,11 +34,22 @@ export const DEFAULT_BEHAVIOUR: Behaviour = { mode: 'cheap', latencyMs: [0, 0], 
  *   sleep S            → nothing, S seconds (fractions allowed) before the result
  *   emit K             → K printable bytes on stdout, in CHUNK_BYTES chunks
  *   STREAM_COMMAND K W → K random (incompressible) bytes, at most W chunks unacked (the agents bench)
+ *   STAMPED_COMMAND K S I → K printable bytes in S-byte chunks, one every I ms (0: as acks allow), each
+ *                      starting with its send time (see stampOf): live-output latency (the output bench)
  *   anything else      → `outputBytes` bytes when configured, else the command text + "\n"
  * Exit code 0, or 1 for the draws that fail.
  */
 export const STREAM_COMMAND = 'opsc-bench-stream'
 export const CHUNK_BYTES = 32 * 1024
+export const STAMPED_COMMAND = 'opsc-bench-stamped'
+
+/** A STAMPED_COMMAND chunk's header: the sender's Date.now() in decimal and a newline. */
+export const stampHeader = (now = Date.now()) => `${now}\n`
+/** The send time at the start of a STAMPED_COMMAND chunk (undefined when it has none). */
+export function stampOf(chunk: Buffer): number | undefined {
+  const m = /^(\d{13})\n/.exec(chunk.subarray(0, 14).toString('latin1'))
+  return m ? Number(m[1]) : undefined
+}
 
 export interface SimStats {
   /** Virtual agents in the fleet (enrolled or given). */

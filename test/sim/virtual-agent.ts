@@ -17,7 +17,7 @@ import { ControllerConnection } from '../../agent/src/connection.ts'
 import { Journal } from '../../agent/src/journal.ts'
 import { REFUSAL, Runner } from '../../agent/src/runner.ts'
 import { Spool } from '../../agent/src/spool.ts'
-import { CHUNK_BYTES, STREAM_COMMAND, type Behaviour, type SimIdentity, type SimStats } from './protocol.ts'
+import { CHUNK_BYTES, STAMPED_COMMAND, stampHeader, STREAM_COMMAND, type Behaviour, type SimIdentity, type SimStats } from './protocol.ts'
 
 type Frame = NonNullable<Parameters<ControllerConnection['send']>[0]>
 
@@ -26,6 +26,12 @@ const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 /** Printable output for `emit` (and outputBytes): random letters, a newline every 64 bytes. */
 const TEXT_CHUNK = Buffer.from(Array.from(randomBytes(CHUNK_BYTES), (b, i) => (i % 64 === 63 ? 10 : ALPHABET.charCodeAt(b & 63))))
 
+
+/** A STAMPED_COMMAND chunk: its send time, then printable filler up to `length` bytes. */
+function stamped(length: number): Buffer {
+  const header = Buffer.from(stampHeader(), 'latin1')
+  return Buffer.concat([header, TEXT_CHUNK.subarray(0, Math.max(0, length - header.length))]).subarray(0, length)
+}
 
 /** Deterministic draws in [0, 1): mulberry32 seeded from (seed, agent index, n-th assignment of the agent). */
 export function draws(seed: number, index: number, nth: number): () => number {
@@ -39,11 +45,18 @@ export function draws(seed: number, index: number, nth: number): () => number {
 }
 
 /** What a cheap action does, from the command text. */
-export function cheapPlan(text: string, behaviour: Pick<Behaviour, 'outputBytes' | 'window'>): { sleepMs: number; bytes: number; data: 'text' | 'random' | Buffer; window: number } {
+export function cheapPlan(
+  text: string,
+  behaviour: Pick<Behaviour, 'outputBytes' | 'window'>,
+): { sleepMs: number; bytes: number; data: 'text' | 'random' | 'stamped' | Buffer; window: number; chunkBytes: number; intervalMs: number } {
   const words = text.trim().split(/\s+/)
   const n = (s: string | undefined) => Math.max(0, Number(s) || 0)
-  const plan = { sleepMs: 0, bytes: 0, data: 'text' as 'text' | 'random' | Buffer, window: behaviour.window }
+  const plan = { sleepMs: 0, bytes: 0, data: 'text' as 'text' | 'random' | 'stamped' | Buffer, window: behaviour.window, chunkBytes: CHUNK_BYTES, intervalMs: 0 }
   if (words[0] === STREAM_COMMAND) return { ...plan, bytes: n(words[1]), data: 'random', window: n(words[2]) || behaviour.window }
+  if (words[0] === STAMPED_COMMAND) {
+    const chunkBytes = Math.min(CHUNK_BYTES, Math.max(stampHeader().length, n(words[2]) || CHUNK_BYTES))
+    return { ...plan, bytes: n(words[1]), data: 'stamped', chunkBytes, intervalMs: n(words[3]) }
+  }
   if (words[0] === 'emit' && words.length === 2) return { ...plan, bytes: n(words[1]) }
   if (words[0] === 'sleep' && words.length === 2 && /^\d+(\.\d+)?$/.test(words[1]!)) return { ...plan, sleepMs: Number(words[1]) * 1000 }
   if (words[0] === 'echo') {
@@ -293,11 +306,11 @@ export class VirtualAgent {
     const latency = min + random() * Math.max(0, max - min)
     const fails = random() < behaviour.failureRate
     const startedAt = Date.now()
-    const source = plan.data === 'random' ? RANDOM_CHUNK : plan.data === 'text' ? TEXT_CHUNK : plan.data
+    const source = plan.data === 'random' ? RANDOM_CHUNK : plan.data === 'text' || plan.data === 'stamped' ? TEXT_CHUNK : plan.data
     const run: CheapRun = {
       sent: 0,
       acked: 0,
-      total: Math.ceil(plan.bytes / CHUNK_BYTES),
+      total: Math.ceil(plan.bytes / plan.chunkBytes),
       finish: (interrupted) => {
         clearTimeout(run.timer)
         this.cheap.delete(assignmentId)
@@ -324,9 +337,22 @@ export class VirtualAgent {
     }
     run.pump = () => {
       while (run.sent < run.total && run.sent - run.acked < plan.window) {
-        const offset = run.sent * CHUNK_BYTES
-        const length = Math.min(CHUNK_BYTES, plan.bytes - offset)
-        const data = Buffer.isBuffer(plan.data) ? source.subarray(offset, offset + length) : source.subarray(0, length)
+        // Paced output: chunk n goes out at startedAt + n × interval (no drift), whatever the acks say.
+        const dueIn = startedAt + run.sent * plan.intervalMs - Date.now()
+        if (plan.intervalMs > 0 && dueIn > 0) {
+          run.timer ??= setTimeout(() => {
+            run.timer = undefined
+            run.pump?.()
+          }, dueIn)
+          return
+        }
+        const offset = run.sent * plan.chunkBytes
+        const length = Math.min(plan.chunkBytes, plan.bytes - offset)
+        const data = Buffer.isBuffer(plan.data)
+          ? source.subarray(offset, offset + length)
+          : plan.data === 'stamped'
+            ? stamped(length)
+            : source.subarray(0, length)
         this.send({ case: 'output', value: { assignmentId, stream: OutputStream.STDOUT, seq: BigInt(++run.sent), byteOffset: BigInt(offset), data } })
       }
       if (run.sent === run.total && this.cheap.has(assignmentId) && run.pump) afterOutput()

@@ -5,10 +5,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { sql } from 'drizzle-orm'
-import type { Db } from '../../../controller/src/db/client.ts'
+import { uuidArray, type Db } from '../../../controller/src/db/client.ts'
 import { rowsOf } from '../../../controller/src/db/migrate.ts'
+import { target } from '../../../controller/src/targets/targets.sql.ts'
 import type { TestController } from '../../harness/agents.ts'
 import { seedIdentities } from '../../sim/identities.ts'
+import type { SimIdentity } from '../../sim/protocol.ts'
 
 let gc: (() => void) | undefined
 
@@ -49,8 +51,24 @@ export function p99(values: number[]): number {
   return sorted[Math.max(0, Math.ceil(0.99 * sorted.length) - 1)]!
 }
 
-/** Agent rows inserted directly (the simulator's seedIdentities): kept for test/bench/runs.ts. */
-export const seedAgents = (db: Db, count: number) => seedIdentities(db, count)
+/**
+ * `count` agents (rows inserted directly, as the simulator's seedIdentities does), each bound to an agent
+ * target `${prefix}-i` whose tags are `tags(i)`: what job runs select and fan out over.
+ */
+export async function seedAgentTargets(db: Db, count: number, prefix: string, tags: (index: number) => Record<string, string>): Promise<SimIdentity[]> {
+  const identities = await seedIdentities(db, count)
+  for (let start = 0; start < identities.length; start += 1000) {
+    const slice = identities.slice(start, start + 1000)
+    const rows = await db
+      .insert(target)
+      .values(slice.map((a, i) => ({ name: `${prefix}-${start + i}`, address: '127.0.0.1', osType: 'linux' as const, tags: tags(start + i), connection: { type: 'agent' as const, agent_id: a.id } })))
+      .returning({ id: target.id })
+    // One statement per thousand: each agent row points back at its target, as enrolment with a target leaves it.
+    await db.execute(sql`update agent a set target_id = v.target_id
+      from unnest(${uuidArray(slice.map((a) => a.id))}, ${uuidArray(rows.map((r) => r.id))}) as v(agent_id, target_id) where a.id = v.agent_id`)
+  }
+  return identities
+}
 
 /** Flushes what earlier runs left in Postgres's buffers, so their checkpoint does not land inside a measurement. */
 export async function checkpoint(db: Db): Promise<void> {
@@ -78,4 +96,16 @@ export async function dispatchAll(controller: TestController, agentIds: string[]
     await controller.ctx.db.execute(sql`select coalesce(sum(output_bytes), 0) as bytes, coalesce(sum(acked_seq), 0) as chunks from agent_assignment where id = any(${ids}::uuid[])`),
   )
   return { wallMs, latencies: runs.map((r) => r.ms), storedBytes: Number(stored!.bytes), ackedChunks: Number(stored!.chunks) }
+}
+
+/** `--name N` from a bench's arguments. */
+export function numberOption(args: string[], name: string, fallback: number): number {
+  return args.includes(name) ? Number(args[args.indexOf(name) + 1]) || fallback : fallback
+}
+
+/** `--name 1000,5000,10000` from a bench's arguments. */
+export function listOption(args: string[], name: string, fallback: number[]): number[] {
+  if (!args.includes(name)) return fallback
+  const list = (args[args.indexOf(name) + 1] ?? '').split(',').map(Number).filter((n) => n > 0)
+  return list.length ? list : fallback
 }
