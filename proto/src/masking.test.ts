@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { MASK, SecretMasker, type MaskingStream } from './masking.ts'
+import { mulberry32 } from '../../test/harness/prng.ts'
 
 const b = (s: string) => Buffer.from(s, 'utf8')
 
@@ -31,18 +32,6 @@ function naiveMask(data: Buffer, secrets: Buffer[]): Buffer {
     }
   }
   return Buffer.concat(out)
-}
-
-/** mulberry32: a small seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe('maskAll', () => {
@@ -226,7 +215,7 @@ describe('property: streamed output equals maskAll of the whole, and no secret s
 
   test('holds for 500 seeded random texts, secrets and chunkings', () => {
     for (let seed = 1; seed <= Number(process.env.MASKING_SEEDS ?? 500); seed++) {
-      const rand = prng(seed)
+      const rand = mulberry32(seed)
       const secrets = Array.from({ length: 1 + Math.floor(rand() * 5) }, () => randomText(rand, 2 + Math.floor(rand() * 6)))
       const masker = new SecretMasker(secrets)
       const counted = secrets.map(b).filter((s) => s.length >= 3)

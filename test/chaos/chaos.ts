@@ -9,6 +9,7 @@ import { startAgents, startControllers, driverContext, type ChaosAgent, type Cha
 import { checkInvariants, type Figures, type Violation } from './invariants.ts'
 import { PostgresCluster } from './postgres-cluster.ts'
 import { createWorkload, disableSchedule } from './workload.ts'
+import { mulberry32 } from '../harness/prng.ts'
 
 /*
  * One chaos run: a private Postgres cluster, `controllers` controller processes and `agents` agent
@@ -94,18 +95,6 @@ export interface ChaosReport {
   timings: { setupMs: number; chaosMs: number; quiesceMs: number; checkMs: number; totalMs: number }
 }
 
-/** mulberry32: small, seeded, good enough to draw faults. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
@@ -124,8 +113,8 @@ async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const t0 = Date.now()
   // Two streams: the faults' sequence does not depend on how many runs the launcher got in meanwhile.
-  const random = rng(opts.seed)
-  const workRandom = rng(opts.seed ^ 0x5eed5eed)
+  const random = mulberry32(opts.seed)
+  const workRandom = mulberry32(opts.seed ^ 0x5eed5eed)
   const between = ([min, max]: [number, number], r = random) => Math.round(min + r() * (max - min))
   const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!
   const log = opts.log

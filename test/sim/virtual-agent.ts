@@ -18,6 +18,7 @@ import { Journal } from '../../agent/src/journal.ts'
 import { REFUSAL, Runner } from '../../agent/src/runner.ts'
 import { Spool } from '../../agent/src/spool.ts'
 import { CHUNK_BYTES, STAMPED_COMMAND, stampHeader, STREAM_COMMAND, type Behaviour, type SimIdentity, type SimStats } from './protocol.ts'
+import { mulberry32 } from '../harness/prng.ts'
 
 type Frame = NonNullable<Parameters<ControllerConnection['send']>[0]>
 
@@ -35,13 +36,7 @@ function stamped(length: number): Buffer {
 
 /** Deterministic draws in [0, 1): mulberry32 seeded from (seed, agent index, n-th assignment of the agent). */
 export function draws(seed: number, index: number, nth: number): () => number {
-  let a = createHash('sha256').update(`${seed}/${index}/${nth}`).digest().readUInt32LE(0)
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  return mulberry32(createHash('sha256').update(`${seed}/${index}/${nth}`).digest().readUInt32LE(0))
 }
 
 /** What a cheap action does, from the command text. */
