@@ -17,7 +17,7 @@ import { ensureInstallation } from '../../controller/src/system/service.ts'
 import { VERSION } from '../../proto/src/product-version.ts'
 import { AgentProcess, agentCli, freePort } from '../harness/agents.ts'
 import { startControllerProcess, tempDataDir, type ControllerProcess } from '../harness/controller-process.ts'
-import { BalancingProxy } from './proxy.ts'
+import { BalancingProxy } from '../harness/proxy.ts'
 
 /*
  * The processes of a chaos run: controller processes sharing one database and one TLS identity

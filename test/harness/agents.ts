@@ -14,6 +14,7 @@ import { startController, type RunningController } from '../../controller/src/ma
 import { REPO_ROOT, tempDataDir } from './controller-process.ts'
 import { createPostgresDatabase, dropPostgresDatabase, testBackend } from './db.ts'
 import { JsonLogWatcher, type LogRecord } from './log-watch.ts'
+import { BalancingProxy } from './proxy.ts'
 
 export const AGENT_BIN = path.join(REPO_ROOT, 'agent/bin/opsconductor-agent.js')
 
@@ -152,46 +153,8 @@ export class AgentProcess {
 }
 
 /** A TCP relay between agent and controller whose connections a test can cut mid-stream. */
-export class CuttableProxy {
-  private constructor(
-    private readonly server: net.Server,
-    readonly port: number,
-    private readonly sockets: Set<net.Socket>,
-  ) {}
-
-  static async start(targetPort: number): Promise<CuttableProxy> {
-    const sockets = new Set<net.Socket>()
-    const server = net.createServer((client) => {
-      const upstream = net.connect(targetPort, '127.0.0.1')
-      for (const s of [client, upstream]) {
-        sockets.add(s)
-        s.on('close', () => sockets.delete(s))
-        s.on('error', () => {})
-      }
-      client.pipe(upstream).pipe(client)
-      client.on('close', () => upstream.destroy())
-      upstream.on('close', () => client.destroy())
-    })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    return new CuttableProxy(server, (server.address() as net.AddressInfo).port, sockets)
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.port}`
-  }
-
-  /** Drops every relayed connection at once (both directions, no goodbye). */
-  cut(): number {
-    const n = this.sockets.size
-    for (const s of this.sockets) s.destroy()
-    return n
-  }
-
-  close(): Promise<void> {
-    this.cut()
-    return new Promise((resolve) => this.server.close(() => resolve()))
-  }
-}
+export const CuttableProxy = { start: (targetPort: number) => BalancingProxy.start(() => [targetPort]) }
+export type CuttableProxy = BalancingProxy
 
 /** Every stored byte of one output stream of an assignment (1 stdout, 2 stderr, 3 pty, 4 file), in seq order. */
 export async function storedOutput(controller: TestController, assignmentId: string, stream: number): Promise<Buffer> {

@@ -1,10 +1,10 @@
 import net from 'node:net'
 
 /*
- * A TCP relay in front of the controllers, one per agent: the agent is enrolled with the relay's
- * address, and each connection it opens is relayed to one of the controllers alive at that moment
- * (round-robin), so a killed controller's agents reconnect to another one. `cut()` drops the
- * agent's connections in both directions with no goodbye: a network drop.
+ * A TCP relay on loopback: each connection it accepts is relayed to one of the ports `upstreams()`
+ * lists at that moment (round-robin) — in the chaos suite, the controllers alive, so a killed
+ * controller's agents reconnect to another one. `cut()` drops every relayed connection in both
+ * directions with no goodbye: a network drop.
  */
 export class BalancingProxy {
   private readonly sockets = new Set<net.Socket>()
