@@ -165,7 +165,10 @@ export class Dispatcher implements SessionHooks {
     this.output.seed(id, agentId)
     const events = this.events.stream(id)
     const done = this.watchOutcome(id).outcome // a new assignment: nothing to read back yet
-    if (session) await this.send(session, row)
+    // The session it is written to is the one the agent holds now: the insert may have waited (a batch,
+    // a database restart) while the agent reconnected, and the new session's resend ran before the row existed.
+    const current = this.registry.get(agentId)
+    if (current) await this.send(current, row)
     return { assignmentId: id, events, done }
   }
 
