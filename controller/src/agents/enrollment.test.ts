@@ -147,6 +147,22 @@ test('a multi-use token enrolls several hosts; a taken target name gets a suffix
   assert.deepEqual(names, ['db-01', 'DB-01-2'])
 })
 
+test('hosts cloned from one image enroll at once under one hostname and each gets its own target name', async () => {
+  const hosts = 12
+  // A token each, as an installer would hand out: one shared token would serialise them on its row.
+  const tokens = await Promise.all(Array.from({ length: hosts }, () => newToken({ max_uses: 1 })))
+  const results = await Promise.all(tokens.map(({ token }) => enroll(request(token, 'clone'))))
+  const names = await Promise.all(
+    results.map(async (r) => {
+      const [row] = await t.ctx.db.select().from(agent).where(eq(agent.id, r.agentId))
+      const [tgt] = await t.ctx.db.select().from(target).where(eq(target.id, row!.targetId!))
+      return tgt!.name
+    }),
+  )
+  const expected = ['clone', ...Array.from({ length: hosts - 1 }, (_, i) => `clone-${i + 2}`)]
+  assert.deepEqual([...names].sort(), [...expected].sort(), 'every host enrolled, no name twice, no gaps')
+})
+
 test('a pre-registered agent target of the same name is bound instead of duplicated', async () => {
   const [pre] = await t.ctx.db
     .insert(target)

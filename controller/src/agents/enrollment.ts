@@ -26,6 +26,7 @@ import { agent, enrollmentToken, type EnrollmentTokenRow } from './agents.sql.ts
 import { factsFromHost, OS_NAMES } from './facts.ts'
 import { agentsByIds, type AgentDto } from './service.ts'
 import { activeSigningPublicKeys, ensureSigningKey } from './signing-keys.ts'
+import { LOCK_CLASS } from '../db/locks.ts'
 
 export const ENROLLMENT_TOKEN_PREFIX = 'opsc_et_'
 const DAY_S = 86_400
@@ -341,6 +342,9 @@ async function createOrBindTarget(
 ): Promise<string> {
   const base = targetBaseName(a.hostname)
   const connection = { type: 'agent' as const, agent_id: a.agentId }
+  // Hosts cloned from one image enroll at once under one hostname: without this each would pick
+  // the same next free name, and all but one would retry until the attempts ran out.
+  await tx.execute(sql`select pg_advisory_xact_lock(${LOCK_CLASS.targetName}, hashtext(lower(${base})))`)
   const [unbound] = await tx
     .select()
     .from(target)
@@ -367,7 +371,7 @@ async function createOrBindTarget(
     let name = base
     for (let n = 2; taken.has(name.toLowerCase()); n++) name = `${base}-${n}`
     try {
-      // A savepoint, so a concurrent enrollment taking the same name only costs a retry.
+      // A savepoint, so a target created through the API under the same name only costs a retry.
       const id = await tx.transaction(async (sp) => {
         const [created] = await sp
           .insert(target)

@@ -6,12 +6,10 @@ import { openSecret, sealSecret } from '../crypto/secret-box.ts'
 import { AppError, NotFoundError } from '../errors.ts'
 import { exportEd25519PrivateKey, generateEd25519KeyPair, importEd25519PrivateKey } from '../../../proto/src/sign.ts'
 import { agentSigningKey, type AgentSigningKeyRow } from './agents.sql.ts'
+import { LOCK } from '../db/locks.ts'
 
 /** The AAD the sealed private key is bound to: a sealed key copied to another row does not open. */
 export const signingKeyAad = (keyId: string) => `agent_signing_key:${keyId}`
-
-// Serialises key creation across connections and controller processes.
-const SIGNING_KEY_LOCK = 0x6f707363
 
 export interface SigningKey {
   keyId: string
@@ -48,7 +46,7 @@ async function insertKey(db: Db, keyring: Keyring, now: Date): Promise<string> {
 async function locked<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T> {
   return db.transaction(async (txRaw) => {
     const tx = txRaw as unknown as Db
-    await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK})`)
+    await tx.execute(sql`select pg_advisory_xact_lock(${LOCK.signingKey})`)
     return fn(tx)
   })
 }

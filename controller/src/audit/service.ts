@@ -8,6 +8,7 @@ import { auditLog, type AuditOutcome } from './audit.sql.ts'
 import { CHAIN_BREAK_MESSAGE, checkRow, rowHash, type AuditContent, type ChainBreak } from './chain.ts'
 import { cleanString, redactSummary, type Json } from './redact.ts'
 import { escapeLike } from '../db/text-search.ts'
+import { LOCK } from '../db/locks.ts'
 
 export interface AuditEntry {
   actor: Actor
@@ -35,8 +36,6 @@ export interface AuditEvent {
   hash: string
 }
 
-// Arbitrary but fixed, like the migration lock: every controller process appends under this one lock.
-const AUDIT_LOCK_KEY = 0x6f707361
 const TEXT_MAX = 500
 
 /**
@@ -49,7 +48,7 @@ export async function appendAudit(db: Db, entry: AuditEntry, now: Date): Promise
   if (Number.isNaN(now.getTime())) throw new Error('appendAudit: invalid time')
   const fields = storableFields(entry)
   return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK_KEY})`)
+    await tx.execute(sql`select pg_advisory_xact_lock(${LOCK.audit})`)
     const [last] = await tx.select({ hash: auditLog.hash }).from(auditLog).orderBy(desc(auditLog.id)).limit(1)
     const [next] = rowsOf<{ id: string | number | bigint }>(
       await tx.execute(sql`select nextval(pg_get_serial_sequence('audit_log', 'id')) as id`),

@@ -10,6 +10,7 @@ import { verifyMasterKey } from './key-check.ts'
 import { createKeyring, DEFAULT_RELOAD, keyFilePath, parseEnvKeys, readKeyFileKeys, replaceKeyFile, type Keyring } from './master-key.ts'
 import { countSealedByKey, SEALED_COLUMNS, selectStale, writeSealed, type SealedColumn } from './sealed-columns.ts'
 import { rewrapSecret, SecretDecryptError, type SecretDecryptReason } from './secret-box.ts'
+import { LOCK } from '../db/locks.ts'
 
 /*
  * Master key rotation. Only the small wrapped data keys change (rewrapSecret); ciphertexts stay.
@@ -32,7 +33,6 @@ import { rewrapSecret, SecretDecryptError, type SecretDecryptReason } from './se
  */
 
 // Serialises rotations and retirements across processes: both rewrite the key file.
-const KEY_FILE_LOCK = 0x6f70736b
 const DEFAULT_BATCH = 200
 /** Retire waits this long after the key file changed, so every controller watching it has switched keys. */
 export const RETIRE_SETTLE_MS = DEFAULT_RELOAD.checkIntervalMs * 2
@@ -118,7 +118,7 @@ async function introduceNewKey(opts: KeyOptions, now: Date): Promise<Keyring> {
 async function withKeyFileLock<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T> {
   return db.transaction(async (txRaw) => {
     const tx = txRaw as unknown as Db
-    await tx.execute(sql`select pg_advisory_xact_lock(${KEY_FILE_LOCK})`)
+    await tx.execute(sql`select pg_advisory_xact_lock(${LOCK.keyFile})`)
     return fn(tx)
   })
 }

@@ -9,6 +9,7 @@ import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import { UnavailableError } from '../errors.ts'
 import { describeCause, type Database } from './client.ts'
+import { LOCK } from './locks.ts'
 
 /** Bundled builds put migrations beside the bundle; source runs find them beside this file. */
 export function migrationsFolder(): string {
@@ -21,9 +22,6 @@ export function shippedMigrationCount(folder = migrationsFolder()): number {
   return journal.entries.length
 }
 
-// Arbitrary but fixed: every controller takes this lock so only one migrates at a time.
-const MIGRATION_LOCK_KEY = 0x6f707363
-
 /** Applies pending migrations; safe when several controllers start at once against one Postgres. */
 export async function migrateDatabase(database: Database): Promise<void> {
   const migrationsFolderPath = migrationsFolder()
@@ -32,9 +30,9 @@ export async function migrateDatabase(database: Database): Promise<void> {
       // One dedicated connection so the session-level advisory lock covers the whole migration.
       const client = postgres(database.target.url, { max: 1, connect_timeout: 5, onnotice: () => {} })
       try {
-        await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`
+        await client`select pg_advisory_lock(${LOCK.migration})`
         await migratePostgres(drizzlePostgres({ client }), { migrationsFolder: migrationsFolderPath })
-        await client`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`
+        await client`select pg_advisory_unlock(${LOCK.migration})`
       } finally {
         await client.end({ timeout: 5 })
       }

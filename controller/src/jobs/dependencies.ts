@@ -13,6 +13,7 @@ import { dependencyFire, jobDependency } from './dependencies.sql.ts'
 import { job, jobVersion } from './jobs.sql.ts'
 import { getJobRow, getJobVersion } from './service.ts'
 import { hasTemplate, renderTemplate } from './template.ts'
+import { LOCK } from '../db/locks.ts'
 
 /*
  * Job dependencies: a job's `triggered_by` names upstream jobs whose runs, on ending, start a run
@@ -20,9 +21,6 @@ import { hasTemplate, renderTemplate } from './template.ts'
  * cycles; an upstream run's end launches the dependants in the transaction that ends it, once
  * (`dependency_fire`), each in a savepoint so a refused launch is recorded and nothing else fails.
  */
-
-// Arbitrary but fixed ('opsd'), like the other advisory lock keys: one writer of the graph at a time.
-const GRAPH_LOCK_KEY = 0x6f707364
 
 /**
  * `failure` is every way a run can fail — failed, timed_out, agent_lost, interrupted,
@@ -60,7 +58,7 @@ interface Upstream {
 export async function saveDependencies(db: Db, jobId: string, definition: JobDefinition): Promise<JobDefinition> {
   const triggers = definition.triggered_by ?? []
   // Taken before the graph is read: two saves that each close half of a cycle cannot both pass.
-  if (triggers.length) await db.execute(sql`select pg_advisory_xact_lock(${GRAPH_LOCK_KEY})`)
+  if (triggers.length) await db.execute(sql`select pg_advisory_xact_lock(${LOCK.dependencyGraph})`)
   await db.delete(jobDependency).where(eq(jobDependency.jobId, jobId))
   if (!triggers.length) return definition
   const upstreams = await resolveUpstreams(db, jobId, definition)

@@ -7,6 +7,7 @@ import { CoalescedLoop, settledWithin } from '../wait.ts'
 import type { ChannelDriver, ChannelSecret, SendResult } from './channels/types.ts'
 import { notification, notificationChannel, type ChannelType, type NotificationChannelRow, type NotificationRow } from './notify.sql.ts'
 import { NOTIFY_CHANNEL } from './outbox.ts'
+import { LOCK_CLASS } from '../db/locks.ts'
 
 /*
  * Delivers the outbox. Every controller runs one; due rows are claimed with FOR UPDATE SKIP
@@ -63,8 +64,6 @@ const CLAIM_STOP_WAIT_MS = 2_000
 const RECORD_STOP_WAIT_MS = 1_000
 const MAX_RESPONSE_CHARS = 2_000
 const MAX_ERROR_CHARS = 1_000
-/** First key of the two-key advisory locks that serialise a channel's rate check. */
-const RATE_LOCK_NAMESPACE = 0x6e746679
 
 interface Claimed {
   id: string
@@ -208,7 +207,7 @@ export class NotificationWorker {
   private async withinRateLimits(tx: Db, claimed: Claimed[]): Promise<Claimed[]> {
     const channelIds = [...new Set(claimed.map((c) => c.channel_id))].sort()
     // Sorted, so two claimers never wait on each other's locks in opposite orders.
-    for (const id of channelIds) await tx.execute(sql`select pg_advisory_xact_lock(${RATE_LOCK_NAMESPACE}::int, hashtext(${id}))`)
+    for (const id of channelIds) await tx.execute(sql`select pg_advisory_xact_lock(${LOCK_CLASS.notifyChannel}::int, hashtext(${id}))`)
     const windowMs = `${this.opts.rateWindowMs} milliseconds`
     const mine = uuidArray(claimed.map((c) => c.id))
     // next_attempt_at is never earlier than the row's last attempt, so it narrows the rows to look at.

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
 import type { RunRow } from './runs.sql.ts'
+import { LOCK_CLASS } from '../db/locks.ts'
 
 /*
  * `max_concurrent_runs`: a job's runs start only while fewer than the cap are admitted and
@@ -10,11 +11,10 @@ import type { RunRow } from './runs.sql.ts'
  */
 
 /** pg_advisory_xact_lock(int, int): 'opjb' and a hash of the job id (the scheduler uses 'opsc'). */
-const JOB_LOCK_CLASS = 0x6f706a62
 
 /** Whether the run may start now; marks it admitted (in the caller's transaction) when it may. */
 export async function admit(db: Db, r: Pick<RunRow, 'id' | 'jobId' | 'createdAt'>, cap: number): Promise<boolean> {
-  await db.execute(sql`select pg_advisory_xact_lock(${JOB_LOCK_CLASS}, hashtext(${r.jobId}))`)
+  await db.execute(sql`select pg_advisory_xact_lock(${LOCK_CLASS.job}, hashtext(${r.jobId}))`)
   const [row] = rowsOf<{ active: number; ahead: number }>(
     await db.execute(sql`
       select count(*) filter (where admitted)::int as active,

@@ -2,6 +2,7 @@ import postgres from 'postgres'
 import type { Database } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import { answerWithin } from '../wait.ts'
+import { LOCK_CLASS } from '../db/locks.ts'
 
 /*
  * Scheduler leadership: a Postgres session advisory lock held on a connection of its own for as
@@ -10,8 +11,7 @@ import { answerWithin } from '../wait.ts'
  * once comes from the unique (schedule, fire time) key, so even two leaders could not double-fire.
  */
 
-/** pg_try_advisory_lock(int, int): 'opsc' and the scheduler's slot. */
-const LOCK_CLASS = 0x6f707363
+/** pg_try_advisory_lock(int, int): the leader class and the scheduler's slot. */
 const LOCK_SCHEDULER = 1
 const QUERY_WAIT_MS = 10_000
 
@@ -58,7 +58,7 @@ class AdvisoryLeadership implements Leadership {
 
   async acquire(): Promise<boolean> {
     if (this.pid !== undefined && (await this.holds())) return true
-    const [row] = await this.bounded(this.connection()<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LOCK_CLASS}, ${LOCK_SCHEDULER}) as ok, pg_backend_pid() as pid`)
+    const [row] = await this.bounded(this.connection()<{ ok: boolean; pid: number }[]>`select pg_try_advisory_lock(${LOCK_CLASS.leader}, ${LOCK_SCHEDULER}) as ok, pg_backend_pid() as pid`)
     this.pid = row?.ok ? row.pid : undefined
     return this.pid !== undefined
   }
@@ -83,7 +83,7 @@ class AdvisoryLeadership implements Leadership {
     try {
       const [row] = await this.bounded(this.sql<{ held: boolean }[]>`
         select exists (select 1 from pg_locks where locktype = 'advisory' and granted
-          and classid = ${LOCK_CLASS} and objid = ${LOCK_SCHEDULER} and objsubid = 2 and pid = pg_backend_pid()) as held,
+          and classid = ${LOCK_CLASS.leader} and objid = ${LOCK_SCHEDULER} and objsubid = 2 and pid = pg_backend_pid()) as held,
           pg_backend_pid() as pid`)
       if (!row?.held) this.pid = undefined
       return Boolean(row?.held)
@@ -98,7 +98,7 @@ class AdvisoryLeadership implements Leadership {
 
   async release(): Promise<void> {
     if (this.sql && this.pid !== undefined) {
-      await this.bounded(this.sql`select pg_advisory_unlock(${LOCK_CLASS}, ${LOCK_SCHEDULER})`).catch(() => {})
+      await this.bounded(this.sql`select pg_advisory_unlock(${LOCK_CLASS.leader}, ${LOCK_SCHEDULER})`).catch(() => {})
     }
     this.pid = undefined
     await this.close()

@@ -11,6 +11,7 @@ import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
 import { appUser, type AppUserRow } from './users.sql.ts'
 import { containsText } from '../db/text-search.ts'
+import { LOCK } from '../db/locks.ts'
 
 export const Username = z
   .string()
@@ -199,9 +200,6 @@ export async function removeUser(ctx: AppContext, id: string): Promise<UserDto> 
   })
 }
 
-// Several controllers may start at once on an empty database; one creates the admin.
-const FIRST_ADMIN_LOCK_KEY = 0x6f707361
-
 /**
  * On the first start with no users, creates `admin` with OPSC_ADMIN_PASSWORD or a random password
  * (which must be changed at first login). Returns the generated password so the caller can show it once.
@@ -209,7 +207,7 @@ const FIRST_ADMIN_LOCK_KEY = 0x6f707361
 export async function ensureFirstAdmin(db: Db, opts: { password?: string | undefined }, now: Date): Promise<{ created: boolean; generatedPassword?: string }> {
   return db.transaction(async (txRaw) => {
     const tx = txRaw as unknown as Db
-    await tx.execute(sql`select pg_advisory_xact_lock(${FIRST_ADMIN_LOCK_KEY})`)
+    await tx.execute(sql`select pg_advisory_xact_lock(${LOCK.firstAdmin})`)
     const [existing] = await tx.select({ n: count() }).from(appUser)
     if ((existing?.n ?? 0) > 0) return { created: false }
     const { user, generatedPassword } = await insertUser(
