@@ -2,7 +2,7 @@
 // (default 100 requests/s) against a controller process whose Postgres holds 100k runs and 100k
 // targets, with the query variants the web console sends (first page, filters, later pages).
 // autocannon drives the load in this process; the controller runs in its own.
-// `npm run bench -- api [--record] [--rows N] [--rate R] [--seconds S] [--connections C]`
+// `npm run bench -- api [--record] [--rows N] [--rate R] [--seconds S] [--connections C] [--only LABEL-PART]`
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { sql } from 'drizzle-orm'
@@ -150,9 +150,12 @@ export async function apiBench(args: string[]): Promise<void> {
       ['targets: search q=00421', '/api/v1/targets?limit=500&with_groups=true&q=00421'],
       [`targets: page at row ${rows / 2} (cursor)`, `/api/v1/targets?limit=500&with_groups=true&cursor=${deep.target}`],
     ]
-    for (const [, path] of variants) await api.expect(200, 'GET', path) // every variant answers before it is measured (and warms its plan)
+    // `--only targets`: just the rows whose label contains it (to compare one change quickly).
+    const only = args.includes('--only') ? args[args.indexOf('--only') + 1] ?? '' : ''
+    const measured = variants.filter(([label]) => label.includes(only))
+    for (const [, path] of measured) await api.expect(200, 'GET', path) // every variant answers before it is measured (and warms its plan)
     const results: (string | number)[][] = []
-    for (const [label, path] of variants) {
+    for (const [label, path] of measured) {
       const cpuBefore = cpuMsOf(controller.proc.pid!)
       const r = await measure(controller, tokens, path, { rate, seconds })
       const cpuPerRequest = (cpuMsOf(controller.proc.pid!) - cpuBefore) / Math.max(1, r.requests.total)
