@@ -55,7 +55,9 @@ function baseEnv(): Record<string, string | undefined> {
 /** Starts a controller process on ephemeral loopback ports and waits for its `controller.started` line. */
 export async function startControllerProcess(opts: { dataDir?: string; env?: Record<string, string> } = {}): Promise<ControllerProcess> {
   const dataDir = opts.dataDir ?? tempDataDir()
-  const proc = spawn(process.execPath, [CONTROLLER_BIN, 'controller'], {
+  // OPSC_CONTROLLER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof": profile the controllers a test or bench starts.
+  const nodeArgs = process.env.OPSC_CONTROLLER_NODE_ARGS?.split(' ').filter(Boolean) ?? []
+  const proc = spawn(process.execPath, [...nodeArgs, CONTROLLER_BIN, 'controller'], {
     cwd: REPO_ROOT,
     env: { ...baseEnv(), OPSC_DATA_DIR: dataDir, OPSC_HTTP_PORT: '0', OPSC_GRPC_PORT: '0', OPSC_BIND: '127.0.0.1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
