@@ -145,6 +145,7 @@ export async function apiBench(args: string[]): Promise<void> {
       ['runs: 5th page (next cursor)', `/api/v1/runs?limit=50&cursor=${page.next}`],
       [`runs: page at row ${rows / 2} (cursor)`, `/api/v1/runs?limit=50&cursor=${deep.run}`],
       ['targets: first page (UI: 500, with groups)', '/api/v1/targets?limit=500&with_groups=true'],
+      ['targets: first page, 500 (no groups)', '/api/v1/targets?limit=500'],
       ['targets: first page, 50', '/api/v1/targets?limit=50'],
       ['targets: tag env=prod + role=db', '/api/v1/targets?limit=500&with_groups=true&tag=env%3Dprod&tag=role%3Ddb'],
       ['targets: search q=00421', '/api/v1/targets?limit=500&with_groups=true&q=00421'],

@@ -6,7 +6,7 @@ import type { Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
 import { ValidationError } from '../errors.ts'
 import { target, targetGroup, targetGroupMember, type Connection, type OsType } from '../targets/targets.sql.ts'
-import { checkGroupSelector, countSelector, MAX_EXPANDED_TERMS, previewSelector, resolveSelector, selectorCondition } from './compile.ts'
+import { checkGroupSelector, countSelector, groupMembershipConditions, MAX_EXPANDED_TERMS, previewSelector, resolveSelector, selectorCondition } from './compile.ts'
 import { parseSelector, SelectorError, type SelectorAst, type SelectorTerm } from './parse.ts'
 
 let t: TestDatabase
@@ -221,6 +221,22 @@ describe('groups', () => {
     const prodApi = all.filter((f) => f.enabled && f.tags.env === 'prod' && f.tags.role === 'api').map((f) => f.name)
     assert.deepEqual(await names('group:frontends'), sorted(['cache-02', ...prodWeb, ...prodApi]))
     assert.deepEqual(await names('group:linux-fronts'), sorted(['cache-02', ...prodWeb, ...prodApi].filter((n) => byName(n).os === 'linux')))
+  })
+
+  test('groupMembershipConditions: the same members as group:NAME, compiled from rows held without a query', async () => {
+    const groups = (await db.select({ id: targetGroup.id, name: targetGroup.name, selector: targetGroup.selector }).from(targetGroup)).filter((g) =>
+      ['canary', 'prod-web', 'frontends', 'linux-fronts'].includes(g.name.toLowerCase()),
+    )
+    assert.equal(groups.length, 4)
+    let queries = 0
+    const counting = new Proxy(db, { get: (d, key, r) => (['select', 'execute'].includes(String(key)) && queries++, Reflect.get(d, key, r)) })
+    const conditions = await groupMembershipConditions(counting, groups)
+    assert.equal(queries, 0, 'nested groups come from the rows given')
+    for (const [i, g] of groups.entries()) {
+      const members = await db.select({ id: target.id }).from(target).where(conditions[i]!)
+      const expected = await resolveSelector(db, `group:${g.name}`, { includeDisabled: true })
+      assert.deepEqual(members.map((m) => m.id).sort(), [...expected.ids].sort(), g.name)
+    }
   })
 
   test('a cycle is an error naming it', async () => {

@@ -40,6 +40,16 @@ export async function selectorCondition(db: Db, selector: string | SelectorAst, 
   return new Compiler(db).top(ast, opts)
 }
 
+/**
+ * Each group's membership (static members ∪ what its selector picks, enabled or not) as a condition
+ * on `target`, compiled from group rows the caller already holds (`all`: every group they may name),
+ * so no query per group or nested group.
+ */
+export async function groupMembershipConditions(db: Db, groups: readonly GroupRow[], all: readonly GroupRow[] = groups): Promise<SQL[]> {
+  const known = new Map(all.map((g) => [g.name.toLowerCase(), g]))
+  return Promise.all(groups.map((g) => new Compiler(db, undefined, known).expand({ alternatives: [[{ kind: 'group', name: g.name, negated: false }]] }, [])))
+}
+
 export async function countSelector(db: Db, selector: string | SelectorAst, opts: SelectOptions = {}): Promise<number> {
   const where = await selectorCondition(db, selector, opts)
   const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(target).where(where)
@@ -93,7 +103,7 @@ export async function checkGroupSelector(db: Db, group: { name: string; selector
   return ast
 }
 
-interface GroupRow {
+export interface GroupRow {
   /** null: a group being created, with no static members yet. */
   id: string | null
   name: string
@@ -107,7 +117,10 @@ class Compiler {
   constructor(
     private readonly db: Db,
     private readonly override?: { name: string; selector: string },
-  ) {}
+    known?: ReadonlyMap<string, GroupRow>,
+  ) {
+    if (known) for (const [key, row] of known) this.groups.set(key, row)
+  }
 
   async top(ast: SelectorAst, opts: SelectOptions): Promise<SQL> {
     const alternatives: SQL[] = []

@@ -4,7 +4,7 @@ import type { AppContext } from '../context.ts'
 import { isUniqueViolation, uuidArray, type Db } from '../db/client.ts'
 import { AppError, NotFoundError, ValidationError } from '../errors.ts'
 import { decodeCursor, pageOf, type Page } from '../http/pagination.ts'
-import { checkGroupSelector, selectorCondition } from '../selectors/compile.ts'
+import { checkGroupSelector, groupMembershipConditions, selectorCondition } from '../selectors/compile.ts'
 import { parseSelector } from '../selectors/parse.ts'
 import { targetDto, type TargetDto } from '../targets/service.ts'
 import { target, targetGroup, targetGroupMember } from '../targets/targets.sql.ts'
@@ -210,7 +210,7 @@ export async function groupsOfTargets(db: Db, ids: string[]): Promise<Map<string
   const bySelector = groups.filter((g) => g.selector)
   if (bySelector.length) {
     // One query for every selector group: a boolean column per group, true where the listed target is in it.
-    const conditions = await Promise.all(bySelector.map((g) => selectorCondition(db, parseSelector(`group:${JSON.stringify(g.name)}`), { includeDisabled: true })))
+    const conditions = await groupMembershipConditions(db, bySelector, groups)
     const columns = Object.fromEntries(conditions.map((c, i) => [`g${i}`, sql<boolean>`coalesce(${c}, false)`]))
     const rows = await db
       .select({ id: target.id, ...columns })
