@@ -58,6 +58,18 @@ describe('sealed secrets', () => {
     assert.deepEqual(openSealed(agent.secretKey, { ...sealed, nonce: sealed.nonce.subarray(0, 23) }, 'asg-1'), { ok: false, reason: 'malformed' })
     assert.throws(() => sealForAgent(new Uint8Array(31), 'x', binding), /32 bytes/)
   })
+
+  test('the box is a plain nacl.box from the ephemeral key (what the agent opens), and a low-order agent key is refused', () => {
+    const sealed = sealForAgent(agent.publicKey, 'hunter2', binding)
+    const plaintext = nacl.box.open(sealed.ciphertext, sealed.nonce, sealed.ephemeralPublicKey, agent.secretKey)
+    assert.ok(plaintext, 'tweetnacl opens it on its own')
+    assert.ok(Buffer.from(plaintext).includes('hunter2'))
+    // The all-zero point (and the other low-order ones) would make the shared secret zero: anyone could open the box.
+    assert.throws(() => sealForAgent(new Uint8Array(32), 'x', binding), /low-order/)
+    const one = new Uint8Array(32)
+    one[0] = 1
+    assert.throws(() => sealForAgent(one, 'x', binding), /low-order/)
+  })
 })
 
 describe('X25519 compatibility between node:crypto and tweetnacl', () => {

@@ -1,3 +1,4 @@
+import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf'
 import nacl from 'tweetnacl'
 import { SealedSecretSchema, SecretEnvelopeSchema, type SealedSecret, type SecretEnvelope } from '../gen/opsconductor/agent/v1/run_pb.ts'
@@ -19,6 +20,36 @@ export function generateBoxKeyPair(): { publicKey: Uint8Array; secretKey: Uint8A
   return nacl.box.keyPair()
 }
 
+const lowlevel = (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): void } }).lowlevel
+const HSALSA20_SIGMA = new TextEncoder().encode('expand 32-byte k')
+const HSALSA20_ZERO = new Uint8Array(16)
+
+// Raw keys go through JWK: in Node 20 that is ~10× cheaper than DER both ways (8 µs against 79 µs to import).
+function x25519PublicKey(raw: Uint8Array): KeyObject {
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(raw).toString('base64url') }, format: 'jwk' })
+}
+
+/**
+ * nacl.box's key agreement with the X25519 steps in node:crypto: tweetnacl's pure-JS scalar
+ * multiplications (the ephemeral key pair, then the shared secret) were ≈ 1 ms per sealed secret,
+ * per assignment. nacl.box.before(pk, sk) is HSalsa20(X25519(sk, pk)); the box itself is
+ * nacl.secretbox under that key, so the agent opens it with nacl.box.open unchanged.
+ */
+function ephemeralBoxKey(agentPublicKey: Uint8Array): { ephemeralPublicKey: Uint8Array; key: Uint8Array } {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519')
+  let shared: Buffer
+  try {
+    shared = diffieHellman({ privateKey, publicKey: x25519PublicKey(agentPublicKey) })
+  } catch {
+    // A low-order key gives an all-zero shared secret (Node refuses it): that box would open for anyone.
+    throw new TypeError('the agent public key is not a usable X25519 key (a low-order point): nothing is sealed to it')
+  }
+  const key = new Uint8Array(32)
+  lowlevel.crypto_core_hsalsa20(key, HSALSA20_ZERO, shared, HSALSA20_SIGMA)
+  shared.fill(0)
+  return { ephemeralPublicKey: Uint8Array.from(Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url')), key }
+}
+
 /**
  * Seals a secret to an agent's X25519 public key with nacl.box from a one-time ephemeral key,
  * so only that agent can open it and the sender keeps no key that could. The plaintext is a
@@ -34,12 +65,12 @@ export function sealForAgent(agentPublicKey: Uint8Array, value: Uint8Array | str
       value: typeof value === 'string' ? new TextEncoder().encode(value) : value,
     }),
   )
-  const ephemeral = nacl.box.keyPair()
+  const { ephemeralPublicKey, key } = ephemeralBoxKey(agentPublicKey)
   const nonce = nacl.randomBytes(nacl.box.nonceLength)
-  const ciphertext = nacl.box(envelope, nonce, agentPublicKey, ephemeral.secretKey)
-  ephemeral.secretKey.fill(0)
+  const ciphertext = nacl.secretbox(envelope, nonce, key)
+  key.fill(0)
   envelope.fill(0)
-  return create(SealedSecretSchema, { name: binding.name, ephemeralPublicKey: ephemeral.publicKey, nonce, ciphertext })
+  return create(SealedSecretSchema, { name: binding.name, ephemeralPublicKey, nonce, ciphertext })
 }
 
 /** Opens a secret sealed to this agent, and refuses it unless it was sealed for this assignment under its own name. */

@@ -79,7 +79,7 @@ export async function fanoutBench(args: string[]): Promise<void> {
     [
       ['build + serialise the Assignment (exec, script)', f1(signing.encodeUs)],
       ['Ed25519 signature (signAssignment, node:crypto)', f1(signing.signUs)],
-      ['one sealed secret (sealForAgent, tweetnacl box)', f1(signing.sealUs)],
+      ['one sealed secret (sealForAgent: node:crypto X25519, then nacl secretbox)', f1(signing.sealUs)],
     ],
   )
   console.log(signingTable)
@@ -89,7 +89,7 @@ export async function fanoutBench(args: string[]): Promise<void> {
       `Each round: \`POST /api/v1/jobs/:id/run\` of a job with one \`exec\` step (\`echo fan-out\`, max_parallel 10,000) whose selector picks the first N targets, until the run is \`succeeded\`. ` +
       'Per target, from the POST: "assignment sent" is agent_assignment.sent_at (the dispatcher stamps it as it writes the frame to the live session), "step verdict persisted" is step_run.finished_at (the engine stamps it as it queues the verdict; it is written in the next batched UPDATE); ' +
       `"run finished" is run.finished_at, set by the coordinator once every step run's verdict is in the database. One clock (the controller's process). 1-minute load average ${load.toFixed(1)} when the bench started; controller, Postgres and agents share the 2 cores.`,
-    `Signing: ${signing.iterations.toLocaleString('en')} iterations (sealing: a tenth of that) of building and serialising an exec Assignment as the dispatcher does, of signAssignment (Ed25519 via node:crypto) over those bytes, and of sealForAgent (a secret or mask value: tweetnacl's X25519 box with a fresh ephemeral key), each timed on its own on an idle event loop.`,
+    `Signing: ${signing.iterations.toLocaleString('en')} iterations (sealing: a tenth of that) of building and serialising an exec Assignment as the dispatcher does, of signAssignment (Ed25519 via node:crypto) over those bytes, and of sealForAgent (a secret or mask value: a nacl.box from a fresh ephemeral key, its X25519 steps in node:crypto), each timed on its own on an idle event loop.`,
   ]
   console.log(`\n${notes.join('\n\n')}`)
   if (args.includes('--record')) record('Fan-out through the job engine: one exec step to N agents (Postgres)', [fanoutTable, signingTable].join('\n\n'), notes.join('\n\n'))
@@ -156,6 +156,6 @@ function signingCost() {
     iterations,
     encodeUs: perOpUs(assignment),
     signUs: perOpUs(() => signAssignment(key, 'bench-key', bytes)),
-    sealUs: perOpUs(() => sealForAgent(box, 'a secret value', { assignmentId: 'bench', name: 'SECRET' }), iterations / 10), // ~1 ms each
+    sealUs: perOpUs(() => sealForAgent(box, 'a secret value', { assignmentId: 'bench', name: 'SECRET' }), iterations / 10),
   }
 }
