@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto'
 import { describe, test } from 'node:test'
 import nacl from 'tweetnacl'
-import { generateBoxKeyPair, openSealed, sealForAgent } from './seal.ts'
+import { generateBoxKeyPair, isUsableBoxPublicKey, openSealed, sealForAgent } from './seal.ts'
 
 const agent = generateBoxKeyPair()
 const binding = { assignmentId: 'asg-1', name: 'DB_PASSWORD' }
@@ -69,6 +69,7 @@ describe('sealed secrets', () => {
     const one = new Uint8Array(32)
     one[0] = 1
     assert.throws(() => sealForAgent(one, 'x', binding), /low-order/)
+    assert.deepEqual([agent.publicKey, new Uint8Array(32), one, new Uint8Array(31)].map(isUsableBoxPublicKey), [true, false, false, false])
   })
 })
 

@@ -50,6 +50,17 @@ function ephemeralBoxKey(agentPublicKey: Uint8Array): { ephemeralPublicKey: Uint
   return { ephemeralPublicKey: Uint8Array.from(Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url')), key }
 }
 
+/** False for a key nothing can be sealed to in secret: the wrong length, or a low-order point (zero shared secret). */
+export function isUsableBoxPublicKey(raw: Uint8Array): boolean {
+  if (raw.length !== nacl.box.publicKeyLength) return false
+  try {
+    ephemeralBoxKey(raw).key.fill(0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * Seals a secret to an agent's X25519 public key with nacl.box from a one-time ephemeral key,
  * so only that agent can open it and the sender keeps no key that could. The plaintext is a

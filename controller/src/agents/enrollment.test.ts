@@ -200,11 +200,12 @@ test('expired, revoked and unknown tokens are refused with PERMISSION_DENIED and
   for (const reason of ['token_expired', 'token_revoked', 'token_unknown', 'missing_token']) assert.ok(reasons.includes(reason), reason)
 })
 
-test('bad key lengths are INVALID_ARGUMENT, an incompatible protocol FAILED_PRECONDITION; the token is not consumed', async () => {
+test('bad key lengths and a low-order box key are INVALID_ARGUMENT, an incompatible protocol FAILED_PRECONDITION; the token is not consumed', async () => {
   const { row, token } = await newToken()
   const before = await agentCount()
   await rejectsWith(enroll(request(token, 'k-01', { identity: new Uint8Array(31) })), grpc.status.INVALID_ARGUMENT, /identity_public_key must be a raw 32-byte/)
   await rejectsWith(enroll(request(token, 'k-01', { box: new Uint8Array(33) })), grpc.status.INVALID_ARGUMENT, /box_public_key must be a raw 32-byte/)
+  await rejectsWith(enroll(request(token, 'k-01', { box: new Uint8Array(32) })), grpc.status.INVALID_ARGUMENT, /low-order X25519 point/)
   await rejectsWith(enroll(request(token, 'k-01', { major: 2 })), grpc.status.FAILED_PRECONDITION, /agent protocol 2\.0 is not compatible/)
   assert.equal(await agentCount(), before)
   const [unused] = await t.ctx.db.select().from(enrollmentToken).where(eq(enrollmentToken.id, row.id))

@@ -21,6 +21,7 @@ import {
   type EnrollResponse,
   type HostFacts,
 } from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
+import { isUsableBoxPublicKey } from '../../../proto/src/seal.ts'
 import { isCompatibleProtocol, PROTOCOL_VERSION } from '../../../proto/src/version.ts'
 import { agent, enrollmentToken, type EnrollmentTokenRow } from './agents.sql.ts'
 import { factsFromHost, OS_NAMES } from './facts.ts'
@@ -225,6 +226,9 @@ function checkRequest(request: EnrollRequest): void {
   }
   if (request.boxPublicKey.length !== KEY_BYTES) {
     throw new EnrollRefused('VALIDATION', `box_public_key must be a raw ${KEY_BYTES}-byte X25519 key (got ${request.boxPublicKey.length} bytes)`, 'bad_box_key')
+  }
+  if (!isUsableBoxPublicKey(request.boxPublicKey)) {
+    throw new EnrollRefused('VALIDATION', 'box_public_key is a low-order X25519 point: secrets sealed to it would not be secret', 'bad_box_key')
   }
   const hostname = request.host?.hostname.trim() ?? ''
   if (!hostname || hostname.length > 253) throw new EnrollRefused('VALIDATION', 'host.hostname is required (at most 253 characters)', 'bad_hostname')
