@@ -6,6 +6,7 @@ import { call, createTestUser, type TestUser } from '../../../test/harness/auth.
 import { createTestContext, type TestContext } from '../../../test/harness/context.ts'
 import { EnrollRequestSchema, OperatingSystem } from '../../../proto/gen/opsconductor/agent/v1/agent_pb.ts'
 import { generateEd25519KeyPair } from '../../../proto/src/sign.ts'
+import { generateBoxKeyPair } from '../../../proto/src/seal.ts'
 import { createApp } from '../app.ts'
 import { auditLog } from '../audit/audit.sql.ts'
 import { sha256Hex } from '../auth/sessions.ts'
@@ -104,7 +105,7 @@ test('agents: list with status and pagination (operator), get, revoke and delete
         agentProtocol: { major: 1, minor: 0 },
         agentVersion: '0.1.0',
         identityPublicKey: generateEd25519KeyPair().publicKeyRaw,
-        boxPublicKey: new Uint8Array(32),
+        boxPublicKey: generateBoxKeyPair().publicKey,
         host: { hostname, os: OperatingSystem.WINDOWS },
       }),
     )
@@ -172,7 +173,7 @@ test('counts by state (operator) and the agents a token enrolled (admin), for th
           agentProtocol: { major: 1, minor: 0 },
           agentVersion: '0.1.0',
           identityPublicKey: generateEd25519KeyPair().publicKeyRaw,
-          boxPublicKey: new Uint8Array(32),
+          boxPublicKey: generateBoxKeyPair().publicKey,
           host: { hostname, os: OperatingSystem.LINUX },
         }),
       )
