@@ -168,7 +168,7 @@ export class Dispatcher implements SessionHooks {
     // The session it is written to is the one the agent holds now: the insert may have waited (a batch,
     // a database restart) while the agent reconnected, and the new session's resend ran before the row existed.
     const current = this.registry.get(agentId)
-    if (current) await this.send(current, row)
+    if (current) await this.deliver(current, row)
     return { assignmentId: id, events, done }
   }
 
@@ -270,7 +270,7 @@ export class Dispatcher implements SessionHooks {
       } else if (row.expiresAt.getTime() <= now.getTime()) {
         await this.finish(row.id, 'undelivered', { error: 'the agent was not connected before the assignment expired' }, ['pending', 'sent'])
       } else {
-        await this.send(session, row)
+        await this.deliver(session, row)
       }
     }
   }
@@ -396,8 +396,9 @@ export class Dispatcher implements SessionHooks {
     }
   }
 
-  private async send(session: AgentSession, row: Pick<AgentAssignmentRow, 'id' | 'status' | 'signed' | 'signature' | 'keyId'>): Promise<void> {
-    if (session.delivered.has(row.id)) return // a second copy would only be refused as a replay
+  /** Writes an assignment (and a file's content) on a session, once per session; false if it was written there already. */
+  async deliver(session: AgentSession, row: Pick<AgentAssignmentRow, 'id' | 'status' | 'signed' | 'signature' | 'keyId'>): Promise<boolean> {
+    if (session.delivered.has(row.id)) return false // a second copy would only be refused as a replay
     session.delivered.add(row.id)
     await session.send(frame({ case: 'assignment', value: { assignment: row.signed, signature: row.signature, keyId: row.keyId } }))
     const content = this.content.get(row.id)
@@ -418,6 +419,7 @@ export class Dispatcher implements SessionHooks {
         .returning({ id: agentAssignment.id })
       if (updated.length) this.events.emit(row.id, { type: 'status', status: 'sent', at: sentAt })
     }
+    return true
   }
 
   /** Moves an assignment to a final status if it is still in one of `from`; emits `finished` once. */

@@ -4,7 +4,7 @@ import type { ConnectRequest, ConnectResponse } from '../../../../proto/gen/opsc
 import type { AppContext } from '../../context.ts'
 import { isUuid, uuidArray } from '../../db/client.ts'
 import { agent } from '../agents.sql.ts'
-import { agentAssignment, FINAL_STATUSES } from '../assignments/assignments.sql.ts'
+import { agentAssignment, agentSession, FINAL_STATUSES } from '../assignments/assignments.sql.ts'
 import { Dispatcher, outcomeOf } from '../assignments/dispatcher.ts'
 import { frame } from './frames.ts'
 import { SessionRegistry } from './registry.ts'
@@ -42,7 +42,7 @@ export function createAgentGateway(ctx: AppContext): AgentGateway {
   const settleTimer = setInterval(() => {
     if (settling) return
     settling = true
-    Promise.all([settleFinishedElsewhere(ctx, dispatcher), redeliverUnreceived(ctx, registry)])
+    Promise.all([settleFinishedElsewhere(ctx, dispatcher), redeliverUnreceived(ctx, registry, dispatcher)])
       .catch((err) => ctx.log.warn({ err }, 'agents.settle_failed'))
       .finally(() => (settling = false))
   }, SETTLE_MS)
@@ -96,20 +96,18 @@ async function dropRevoked(ctx: AppContext, registry: SessionRegistry): Promise<
  */
 export async function settleFinishedElsewhere(ctx: AppContext, dispatcher: Dispatcher): Promise<number> {
   const ids = dispatcher.events.watched().filter((id) => isUuid(id))
-  let settled = 0
-  for (let i = 0; i < ids.length; i += 5_000) {
-    const rows = await ctx.db
-      .select()
-      .from(agentAssignment)
-      .where(and(inArray(agentAssignment.id, ids.slice(i, i + 5_000)), inArray(agentAssignment.status, [...FINAL_STATUSES])))
-    for (const row of rows) {
-      dispatcher.events.emit(row.id, { type: 'status', status: row.status, at: row.finishedAt ?? ctx.clock() })
-      dispatcher.events.emit(row.id, { type: 'finished', outcome: outcomeOf(row) })
-    }
-    settled += rows.length
+  if (ids.length === 0) return 0
+  // Every 2 s with up to tens of thousands of steps in flight: the ids go as one uuid[] value.
+  const rows = await ctx.db
+    .select()
+    .from(agentAssignment)
+    .where(and(sql`${agentAssignment.id} = any(${uuidArray(ids)})`, inArray(agentAssignment.status, [...FINAL_STATUSES])))
+  for (const row of rows) {
+    dispatcher.events.emit(row.id, { type: 'status', status: row.status, at: row.finishedAt ?? ctx.clock() })
+    dispatcher.events.emit(row.id, { type: 'finished', outcome: outcomeOf(row) })
   }
-  if (settled) ctx.log.info({ count: settled }, 'agents.verdicts_from_elsewhere')
-  return settled
+  if (rows.length) ctx.log.info({ count: rows.length }, 'agents.verdicts_from_elsewhere')
+  return rows.length
 }
 
 /** How old a `sent` assignment must be before redeliverUnreceived looks at it (a normal accept comes within milliseconds). */
@@ -124,20 +122,28 @@ const REDELIVER_AFTER_MS = 3_000
  * the dispatching controller's memory). A copy the agent did get after all is refused as a replay,
  * never run twice.
  */
-export async function redeliverUnreceived(ctx: AppContext, registry: SessionRegistry): Promise<number> {
+export async function redeliverUnreceived(ctx: AppContext, registry: SessionRegistry, dispatcher: Dispatcher): Promise<number> {
   if (registry.size === 0) return 0
+  // Only agents whose session this controller holds: stale rows of agents elsewhere (or offline) must
+  // not fill the batch and hide ours.
   const rows = await ctx.db
     .select()
     .from(agentAssignment)
-    .where(and(eq(agentAssignment.status, 'sent'), ne(agentAssignment.actionKind, 'putFile'), lt(agentAssignment.createdAt, new Date(ctx.clock().getTime() - REDELIVER_AFTER_MS))))
+    .where(
+      and(
+        eq(agentAssignment.status, 'sent'),
+        ne(agentAssignment.actionKind, 'putFile'),
+        lt(agentAssignment.createdAt, new Date(ctx.clock().getTime() - REDELIVER_AFTER_MS)),
+        sql`${agentAssignment.agentId} in (select ${agentSession.agentId} from ${agentSession} where ${agentSession.controllerId} = ${ctx.nodeId})`,
+      ),
+    )
     .limit(1_000)
   let sent = 0
   for (const row of rows) {
     const session = registry.get(row.agentId)
-    if (!session || session.isClosed || session.delivered.has(row.id) || session.heldAtConnect.has(row.id)) continue
-    session.delivered.add(row.id)
+    if (!session || session.isClosed || session.heldAtConnect.has(row.id)) continue
+    if (!(await dispatcher.deliver(session, row))) continue // already written on this session
     ctx.log.warn({ agentId: row.agentId, assignmentId: row.id, sessionId: session.id }, 'agents.assignment_redelivered')
-    await session.send(frame({ case: 'assignment', value: { assignment: row.signed, signature: row.signature, keyId: row.keyId } }))
     sent++
   }
   return sent
