@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { cpSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -33,19 +34,16 @@ export interface Unexpected {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-export class ChaosController {
-  current: ControllerProcess | undefined
-  /** Every process this controller has been (their logs, for evidence). */
-  readonly history: ControllerProcess[] = []
-  private killing = false
-  private starting: Promise<void> | undefined
+/** What ChaosController and ChaosAgent share: the live process, its history, kills and exits nobody caused. */
+abstract class ChaosProcess<P extends { proc: ChildProcess; logs: Record<string, unknown>[] }> {
+  current: P | undefined
+  /** Every process this one has been (their logs, for evidence). */
+  readonly history: P[] = []
   starts = 0
+  private killing = false
 
   constructor(
     readonly name: string,
-    readonly dataDir: string,
-    readonly grpcPort: number,
-    private readonly env: Record<string, string>,
     private readonly unexpected: Unexpected[],
   ) {}
 
@@ -54,36 +52,31 @@ export class ChaosController {
     return !!p && p.exitCode === null && p.signalCode === null
   }
 
-  /** Starts the process, retrying while it cannot start (the database restarting). */
-  start(deadlineMs = 180_000): Promise<void> {
-    this.starting ??= (async () => {
-      const deadline = Date.now() + deadlineMs
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const proc = await startControllerProcess({ dataDir: this.dataDir, env: { ...this.env, OPSC_GRPC_PORT: String(this.grpcPort) } })
-          this.current = proc
-          this.history.push(proc)
-          this.starts++
-          proc.proc.once('exit', (code, signal) => {
-            if (this.current !== proc || this.killing) return
-            const tail = proc.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n')
-            this.unexpected.push({ at: Date.now(), who: this.name, detail: `exited on its own (${signal ?? code}); last log lines:\n${tail}\n${proc.stderr().slice(-1500)}` })
-          })
-          return
-        } catch (err) {
-          if (Date.now() > deadline) throw new Error(`${this.name} could not start within ${deadlineMs} ms: ${(err as Error).message}`)
-          await sleep(Math.min(2_000, 250 * attempt))
-        }
-      }
-    })().finally(() => (this.starting = undefined))
-    return this.starting
+  /** Kills the live process with SIGKILL and waits for it to be gone. */
+  protected abstract killProcess(p: P): Promise<unknown>
+
+  /** Whether a start is under way (a process not yet up is not dead). */
+  protected get starting(): boolean {
+    return false
+  }
+
+  /** Makes `p` the live process; if it exits while live and nobody killed it, that is recorded. */
+  protected adopt(p: P, extra: () => string = () => ''): void {
+    this.current = p
+    this.history.push(p)
+    this.starts++
+    p.proc.once('exit', (code, signal) => {
+      if (this.current !== p || this.killing) return
+      const tail = p.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n')
+      this.unexpected.push({ at: Date.now(), who: this.name, detail: `exited on its own (${signal ?? code}); last log lines:\n${tail}${extra()}` })
+    })
   }
 
   async kill(): Promise<void> {
     if (!this.current) return
     this.killing = true
     try {
-      await this.current.stop('SIGKILL')
+      await this.killProcess(this.current)
     } finally {
       this.killing = false
       this.current = undefined
@@ -100,56 +93,64 @@ export class ChaosController {
   }
 }
 
-export class ChaosAgent {
-  current: AgentProcess | undefined
-  /** Every process this agent has been (their logs, for evidence). */
-  readonly history: AgentProcess[] = []
-  private killing = false
-  starts = 0
+export class ChaosController extends ChaosProcess<ControllerProcess> {
+  private startingUp: Promise<void> | undefined
 
   constructor(
-    readonly name: string,
+    name: string,
+    readonly dataDir: string,
+    readonly grpcPort: number,
+    private readonly env: Record<string, string>,
+    unexpected: Unexpected[],
+  ) {
+    super(name, unexpected)
+  }
+
+  protected override get starting(): boolean {
+    return this.startingUp !== undefined
+  }
+
+  protected killProcess(p: ControllerProcess): Promise<unknown> {
+    return p.stop('SIGKILL')
+  }
+
+  /** Starts the process, retrying while it cannot start (the database restarting). */
+  start(deadlineMs = 180_000): Promise<void> {
+    this.startingUp ??= (async () => {
+      const deadline = Date.now() + deadlineMs
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const proc = await startControllerProcess({ dataDir: this.dataDir, env: { ...this.env, OPSC_GRPC_PORT: String(this.grpcPort) } })
+          this.adopt(proc, () => `\n${proc.stderr().slice(-1500)}`)
+          return
+        } catch (err) {
+          if (Date.now() > deadline) throw new Error(`${this.name} could not start within ${deadlineMs} ms: ${(err as Error).message}`)
+          await sleep(Math.min(2_000, 250 * attempt))
+        }
+      }
+    })().finally(() => (this.startingUp = undefined))
+    return this.startingUp
+  }
+}
+
+export class ChaosAgent extends ChaosProcess<AgentProcess> {
+  constructor(
+    name: string,
     readonly agentId: string,
     readonly targetId: string,
     readonly stateDir: string,
     readonly proxy: BalancingProxy,
-    private readonly unexpected: Unexpected[],
-  ) {}
+    unexpected: Unexpected[],
+  ) {
+    super(name, unexpected)
+  }
 
-  get alive(): boolean {
-    const p = this.current?.proc
-    return !!p && p.exitCode === null && p.signalCode === null
+  protected killProcess(p: AgentProcess): Promise<unknown> {
+    return p.kill('SIGKILL')
   }
 
   start(): void {
-    const agent = AgentProcess.start(this.stateDir)
-    this.current = agent
-    this.history.push(agent)
-    this.starts++
-    void agent.exited.then((code) => {
-      if (this.current !== agent || this.killing) return
-      const tail = agent.logs.slice(-8).map((l) => JSON.stringify(l)).join('\n')
-      this.unexpected.push({ at: Date.now(), who: this.name, detail: `exited on its own (${code ?? agent.proc.signalCode}); last log lines:\n${tail}` })
-    })
-  }
-
-  async kill(): Promise<void> {
-    if (!this.current) return
-    this.killing = true
-    try {
-      await this.current.kill('SIGKILL')
-    } finally {
-      this.killing = false
-      this.current = undefined
-    }
-  }
-
-  reapIfDead(): boolean {
-    if (this.current && !this.alive) {
-      this.current = undefined
-      return true
-    }
-    return false
+    this.adopt(AgentProcess.start(this.stateDir))
   }
 }
 

@@ -57,6 +57,7 @@ function ok<T>(res: CallResult<T>, status: number, what: string): T {
 
 export async function createWorkload(ctx: AppContext, opts: { targetIds: string[]; marksDir: string; receiverUrl: string; cron: string; periodMs: number }): Promise<{ workload: Workload; api: RunsApi }> {
   const admin = await RunsApi.as(ctx, 'admin')
+  const create = async <T = { id: string }>(url: string, body: unknown, what: string) => ok(await admin.call('POST', url, body), 201, `create ${what}`) as T
   const selector = opts.targetIds.map((id) => `id:${id}`).join(' | ')
   const mark = (what: string) => `echo "${what}" >> '${opts.marksDir}/{{ target.id }}'`
   const emit = [
@@ -69,61 +70,41 @@ export async function createWorkload(ctx: AppContext, opts: { targetIds: string[
     '  i=$((i+1))',
     'done',
   ].join('\n')
-  const outputJob = ok(
-    await admin.call('POST', '/api/v1/jobs', {
-      name: 'chaos-output',
-      targets: selector,
-      parameters: [
-        { name: 'token', type: 'string', required: true, pattern: '^[0-9a-f]{16}$' },
-        { name: 'lines', type: 'string', required: true, pattern: '^[0-9]{1,4}$' },
-      ],
-      steps: [
-        { id: 'emit', type: 'exec', shell: 'bash', command: emit, timeout_sec: 300 },
-        { id: 'tail', type: 'exec', shell: 'bash', command: `${mark('M {{ params.token }} tail {{ target.id }}')}\necho "tail {{ params.token }} {{ target.id }}"`, timeout_sec: 300 },
-      ],
-    }),
-    201,
-    'create job chaos-output',
-  ) as { id: string }
-  const tickJob = ok(
-    await admin.call('POST', '/api/v1/jobs', {
-      name: 'chaos-tick',
-      targets: selector,
-      steps: [{ id: 'tick', type: 'exec', shell: 'bash', command: `${mark('S tick {{ target.id }}')}\necho "tick {{ target.id }}"`, timeout_sec: 300 }],
-    }),
-    201,
-    'create job chaos-tick',
-  ) as { id: string }
-  const channel = ok(
-    await admin.call('POST', '/api/v1/notification-channels', { name: 'chaos-hook', type: 'webhook', secret: { url: `${opts.receiverUrl}/hook` } }),
-    201,
-    'create channel',
-  ) as { id: string }
-  const rule = ok(
-    await admin.call('POST', '/api/v1/notification-rules', {
-      name: 'chaos runs finished',
-      events: ['run.finished'],
-      conditions: { job_ids: [outputJob.id, tickJob.id] },
-      channel_ids: [channel.id],
-    }),
-    201,
-    'create rule',
-  ) as { id: string }
-  const schedule = ok(
-    await admin.call('POST', '/api/v1/schedules', {
-      name: 'chaos-tick every few seconds',
-      job_id: tickJob.id,
-      cron: opts.cron,
-      timezone: 'UTC',
-      // Every occurrence is owed, even one the leader could only reach late (after a database restart).
-      misfire_policy: 'run_all',
-      misfire_max_lateness_sec: 3600,
-      concurrency_policy: 'allow',
-      max_concurrent_runs: 1000,
-    }),
-    201,
-    'create schedule',
-  ) as { id: string; next_fire_at: string }
+  const outputJob = await create('/api/v1/jobs', {
+    name: 'chaos-output',
+    targets: selector,
+    parameters: [
+      { name: 'token', type: 'string', required: true, pattern: '^[0-9a-f]{16}$' },
+      { name: 'lines', type: 'string', required: true, pattern: '^[0-9]{1,4}$' },
+    ],
+    steps: [
+      { id: 'emit', type: 'exec', shell: 'bash', command: emit, timeout_sec: 300 },
+      { id: 'tail', type: 'exec', shell: 'bash', command: `${mark('M {{ params.token }} tail {{ target.id }}')}\necho "tail {{ params.token }} {{ target.id }}"`, timeout_sec: 300 },
+    ],
+  }, 'job chaos-output')
+  const tickJob = await create('/api/v1/jobs', {
+    name: 'chaos-tick',
+    targets: selector,
+    steps: [{ id: 'tick', type: 'exec', shell: 'bash', command: `${mark('S tick {{ target.id }}')}\necho "tick {{ target.id }}"`, timeout_sec: 300 }],
+  }, 'job chaos-tick')
+  const channel = await create('/api/v1/notification-channels', { name: 'chaos-hook', type: 'webhook', secret: { url: `${opts.receiverUrl}/hook` } }, 'channel')
+  const rule = await create('/api/v1/notification-rules', {
+    name: 'chaos runs finished',
+    events: ['run.finished'],
+    conditions: { job_ids: [outputJob.id, tickJob.id] },
+    channel_ids: [channel.id],
+  }, 'rule')
+  const schedule = await create<{ id: string; next_fire_at: string }>('/api/v1/schedules', {
+    name: 'chaos-tick every few seconds',
+    job_id: tickJob.id,
+    cron: opts.cron,
+    timezone: 'UTC',
+    // Every occurrence is owed, even one the leader could only reach late (after a database restart).
+    misfire_policy: 'run_all',
+    misfire_max_lateness_sec: 3600,
+    concurrency_policy: 'allow',
+    max_concurrent_runs: 1000,
+  }, 'schedule')
   return {
     api: admin,
     workload: {
