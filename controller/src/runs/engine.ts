@@ -14,6 +14,7 @@ import { notifyStepsEnded } from '../notify/run-events.ts'
 import { FAILURE_STATUSES } from './planner.ts'
 import { cleanUpRemote } from '../executors/remote-cleanup.ts'
 import { CoalescedLoop, settledWithin } from '../wait.ts'
+import { controllerAlive } from '../system/service.ts'
 
 /*
  * The work loop every controller runs. Step runs that the coordinator made ready are claimed
@@ -29,8 +30,6 @@ const ADVANCE_SWEEP_MS = 2_000
 const PRUNE_EVERY_MS = 3_600_000
 const FIRST_PRUNE_MS = 60_000
 const RUN_ROW_TTL_MS = 500
-/** A controller counts as alive while its heartbeat is this recent. */
-const NODE_ALIVE_SECONDS = 45
 
 export interface EngineOptions {
   leaseMs: number
@@ -186,7 +185,7 @@ export class RunEngine {
       ? sql`transport = 'agent' and (agent_id is null
           or exists (select 1 from agent_session s where s.agent_id = sr.agent_id and s.controller_id = ${me})
           or not exists (select 1 from agent_session s join controller_node n on n.id = s.controller_id
-                         where s.agent_id = sr.agent_id and n.stopped_at is null and n.last_seen_at > now() - interval '${sql.raw(String(NODE_ALIVE_SECONDS))} seconds'))`
+                         where s.agent_id = sr.agent_id and ${controllerAlive('n')}))`
       : sql`transport <> 'agent'`
     const rows = rowsOf<{ id: string }>(
       await this.ctx.db.execute(sql`

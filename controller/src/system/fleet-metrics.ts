@@ -2,11 +2,11 @@ import { sql } from 'drizzle-orm'
 import { Gauge } from 'prom-client'
 import type { AppContext } from '../context.ts'
 import { rowsOf } from '../db/migrate.ts'
+import { CONTROLLER_ALIVE_SECONDS, controllerAlive } from './service.ts'
 
 /** Scrapes closer together than this share one set of database readings. */
 const SNAPSHOT_TTL_MS = 5_000
 /** A controller whose heartbeat is older than this is not counted as alive. */
-const CONTROLLER_ALIVE_MS = 60_000
 
 interface Snapshot {
   runs: { queued: number; running: number }
@@ -72,7 +72,7 @@ export function registerFleetMetrics(ctx: AppContext): void {
   }, ['status'])
   fromSnapshot('opsc_notifications_pending', 'Notifications waiting to be sent (cluster)', (g, s) => g.set(s.notificationsPending))
   fromSnapshot('opsc_notifications_pending_oldest_seconds', 'Age of the oldest notification due and not sent (cluster)', (g, s) => g.set(s.oldestNotificationSeconds))
-  fromSnapshot('opsc_controllers_alive', `Controllers that heartbeat within ${CONTROLLER_ALIVE_MS / 1000} s (cluster)`, (g, s) => g.set(s.controllersAlive))
+  fromSnapshot('opsc_controllers_alive', `Controllers that heartbeat within ${CONTROLLER_ALIVE_SECONDS} s (cluster)`, (g, s) => g.set(s.controllersAlive))
   fromSnapshot('opsc_scheduler_leader', '1 on the controller that fires schedules, else 0', (g, s) => g.set(s.leader ? 1 : 0))
 }
 
@@ -90,7 +90,7 @@ async function readSnapshot(ctx: AppContext): Promise<Snapshot> {
         (select count(*) from agent_assignment where status = 'running') as a_running,
         (select count(*) from notification where status = 'pending') as n_pending,
         (select coalesce(extract(epoch from now() - min(next_attempt_at)), 0) from notification where status = 'pending' and next_attempt_at <= now()) as n_oldest,
-        (select count(*) from controller_node where stopped_at is null and last_seen_at > now() - make_interval(secs => ${CONTROLLER_ALIVE_MS / 1000})) as controllers,
+        (select count(*) from controller_node n where ${controllerAlive('n')}) as controllers,
         (select leader_node from scheduler_state limit 1) as leader
     `),
   )

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { eq } from 'drizzle-orm'
+import { eq, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { controllerNode, installation } from './system.sql.ts'
 
@@ -15,6 +15,18 @@ export interface NodeRegistration {
   version: string
   httpPort: number
   grpcPort: number
+}
+
+/**
+ * A controller counts as alive while it has not stopped and its heartbeat is this recent: work for
+ * its agents stays with it, a new controller's CA is checked against it, /metrics counts it.
+ */
+export const CONTROLLER_ALIVE_SECONDS = 45
+
+/** The condition "this controller_node row is alive", for a row of that table under `alias`. */
+export function controllerAlive(alias: string): SQL {
+  const n = sql.identifier(alias)
+  return sql`(${n}.stopped_at is null and ${n}.last_seen_at > now() - make_interval(secs => ${CONTROLLER_ALIVE_SECONDS}))`
 }
 
 export async function registerControllerNode(db: Db, node: NodeRegistration): Promise<void> {

@@ -3,11 +3,10 @@ import { ConfigError } from '../config.ts'
 import type { Db } from '../db/client.ts'
 import { rowsOf } from '../db/migrate.ts'
 import type { Logger } from '../log.ts'
+import { controllerAlive } from '../system/service.ts'
 
 /** The setting that records the CA the enrolled agents pin (the one every controller must present). */
 export const AGENT_CA_SETTING = 'tls.agent_ca_fingerprint'
-/** A controller counts as running while its heartbeat is this recent (as the run engine counts it). */
-const NODE_ALIVE_SECONDS = 45
 
 /**
  * Several controllers on one database serve the same agents, and an agent trusts exactly the CA it
@@ -25,7 +24,7 @@ export async function checkSharedCa(db: Db, fingerprint: string, log?: Logger): 
   const [counts] = rowsOf<{ agents: number; controllers: number }>(
     await db.execute(sql`select
       (select count(*)::int from agent where revoked_at is null) as agents,
-      (select count(*)::int from controller_node where stopped_at is null and last_seen_at > now() - make_interval(secs => ${NODE_ALIVE_SECONDS})) as controllers`),
+      (select count(*)::int from controller_node n where ${controllerAlive('n')}) as controllers`),
   )
   const agents = Number(counts?.agents ?? 0)
   const running = Number(counts?.controllers ?? 0)
